@@ -1,0 +1,151 @@
+"""Collection: a design file becomes a ``pytest.File`` whose items are the design's episodes.
+
+Item ids are stable and readable and identical on every xdist worker::
+
+    designs/example_rules.py::contract
+    designs/example_rules.py::babaisai::collect[goto_win-s1234]
+    designs/example_rules.py::babaisai::deploy[make_win-s99-r1]      (batched rollout)
+    designs/example_rules.py::babaisai::stream[r1]                   (sequential rollout)
+
+Collection episodes appear under every design so that xdist spreads them over workers and
+``-k`` selects them; they are played once (under a lock) and read from disk by everyone else.
+A design file that cannot be loaded still yields its items, each failing with the load error,
+so that one broken file never stops the session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_alma.design import DesignError, LoadedDesign, load_design
+from pytest_alma.protocol import DeployEpisode
+from pytest_alma.records import EpisodeResult, Task
+
+USER_PROPERTY = "alma_episodes"
+BUILD_PROPERTY = "alma_build"
+
+
+class HarnessError(Exception):
+    """A harness-side failure to report as plain text (no traceback into pytest internals)."""
+
+
+class AlmaItem(pytest.Function):
+    """A pytest Function whose failures from designs and the harness read as plain messages."""
+
+    def repr_failure(  # type: ignore[override]
+        self, excinfo: pytest.ExceptionInfo[BaseException]
+    ) -> Any:
+        # pytest.Function.repr_failure takes only excinfo; Node's adds a style we do not need.
+        if isinstance(excinfo.value, DesignError | HarnessError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, self.nodeid
+
+
+class DesignFile(pytest.File):
+    """A memory design module, collected as a test target."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        from pytest_alma.plugin import get_session_state
+
+        state = get_session_state(self.config)
+        loaded: LoadedDesign | None = None
+        load_error: DesignError | None = None
+        try:
+            loaded = load_design(self.path)
+        except DesignError as exc:
+            load_error = exc
+
+        def make(name: str, body: Callable[..., None]) -> pytest.Item:
+            if load_error is not None:
+                body = _failing(load_error)
+            return AlmaItem.from_parent(self, name=name, callobj=body)
+
+        yield make("contract", _contract_test(loaded))
+        harness = state.harness()
+        for env_name in state.settings.envs:
+            plan = harness.plan(env_name)
+            for task in plan.collection:
+                yield make(f"{env_name}::collect[{task.label}]", _collect_test(task))
+            if state.settings.rollout == "sequential":
+                for repeat in range(1, plan.settings.repeats + 1):
+                    yield make(
+                        f"{env_name}::stream[r{repeat}]",
+                        _stream_test(loaded, env_name, repeat),
+                    )
+            else:
+                for episode in plan.deployment:
+                    yield make(
+                        f"{env_name}::deploy[{episode.label}]", _deploy_test(loaded, episode)
+                    )
+
+
+def _failing(error: DesignError) -> Callable[..., None]:
+    def design_load_failed() -> None:
+        raise error
+
+    return design_load_failed
+
+
+def _attach(request: pytest.FixtureRequest, results: list[EpisodeResult]) -> None:
+    # Plain JSON-able values only: they travel from xdist workers on the test report.
+    request.node.user_properties.append((USER_PROPERTY, [r.to_json() for r in results]))
+
+
+def _fail_on_errors(results: list[EpisodeResult]) -> None:
+    errors = [r for r in results if r.error]
+    if errors:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more episodes)" if len(errors) > 1 else ""
+        raise HarnessError(f"{first.task.task_id} r{first.repeat}: {first.error}{more}")
+
+
+def _collect_test(task: Task) -> Callable[..., None]:
+    def collection_episode(alma_harness: Any) -> None:
+        trajectory, _ = alma_harness.collect(task)
+        if trajectory.error:
+            raise HarnessError(f"collection episode {task.label}: {trajectory.error}")
+
+    return collection_episode
+
+
+def _deploy_test(loaded: LoadedDesign | None, episode: DeployEpisode) -> Callable[..., None]:
+    def deployment_episode(request: pytest.FixtureRequest, alma_harness: Any) -> None:
+        assert loaded is not None
+        result = alma_harness.deploy(loaded, episode)
+        _attach(request, [result])
+        request.node.user_properties.append(
+            (BUILD_PROPERTY, alma_harness.build_info(loaded, episode.task.env))
+        )
+        _fail_on_errors([result])
+
+    return deployment_episode
+
+
+def _stream_test(loaded: LoadedDesign | None, env_name: str, repeat: int) -> Callable[..., None]:
+    def sequential_stream(request: pytest.FixtureRequest, alma_harness: Any) -> None:
+        assert loaded is not None
+        results = alma_harness.stream(loaded, env_name, repeat)
+        _attach(request, results)
+        request.node.user_properties.append(
+            (BUILD_PROPERTY, alma_harness.build_info(loaded, env_name))
+        )
+        _fail_on_errors(results)
+
+    return sequential_stream
+
+
+def _contract_test(loaded: LoadedDesign | None) -> Callable[..., None]:
+    def design_contract(alma_harness: Any) -> None:
+        from pytest_alma.contract_smoke import check_basic_contract
+
+        assert loaded is not None
+        check_basic_contract(alma_harness, loaded)
+
+    return design_contract

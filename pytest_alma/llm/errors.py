@@ -1,0 +1,24 @@
+"""The exceptions raised by the LLM access layer.
+
+They are shared by the cache (which raises :class:`CacheMissError` in replay mode), the gateway
+(which turns them into HTTP errors) and the client (which turns those HTTP errors back into these
+exceptions), so that callers catch one small hierarchy wherever the failure happened.
+"""
+
+from __future__ import annotations
+
+
+class LLMError(Exception):
+    """Base class of every error raised by ``pytest_alma.llm``."""
+
+
+class CacheMissError(LLMError):
+    """A request was not in the response cache and the cache is in replay-only mode."""
+
+
+class BudgetExceededError(LLMError):
+    """The session's dollar budget (``--alma-budget-usd``) is spent; no new upstream calls."""
+
+
+class LLMUnavailableError(LLMError):
+    """The model could not be reached or kept failing after the gateway's retries."""

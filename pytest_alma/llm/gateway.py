@@ -1,0 +1,425 @@
+"""The session gateway: an OpenAI-compatible proxy on 127.0.0.1 that owns all model access.
+
+Workers, the agent and memory designs talk only to the gateway, with a per-session token. The
+gateway alone holds the real API key, the response cache, the concurrency limit, the retries
+(the ``openai`` SDK's own, with exponential backoff), the token and dollar accounting and the
+budget. HTTP statuses it answers with, besides the upstream's successful replies:
+
+* 401: missing or wrong session token.
+* 400: a request it cannot forward (not JSON, ``stream: true``).
+* 402: the dollar budget is spent (``error.type`` ``alma_budget_exceeded``).
+* 424: no reply could be produced: the upstream kept failing after all retries or sent a
+  malformed body (``alma_upstream_error``), or the cache is replay-only and has no entry
+  (``alma_cache_miss``). The SDK does not retry 424, so clients never multiply retries.
+
+Every error response also carries ``x-should-retry: false`` for the same reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from functools import partial
+from types import TracebackType
+from typing import Any, Literal
+
+import httpx2
+import openai
+from aiohttp import web
+from openai._models import FinalRequestOptions  # only for the retry-delay override's signature
+
+from pytest_alma.llm._serve import LoopbackServer
+from pytest_alma.llm.accounting import Accounting, UsageKey
+from pytest_alma.llm.cache import ResponseCache
+from pytest_alma.llm.errors import CacheMissError
+from pytest_alma.llm.pricing import PriceTable
+from pytest_alma.llm.scripted import SCRIPTED_FINGERPRINT
+
+Endpoint = Literal["chat/completions", "embeddings"]
+
+CACHE_HEADER = "x-alma-cache"
+TAG_HEADER = "x-alma-tag"
+SCOPE_HEADER = "x-alma-scope"
+# The SDK marks each attempt with this header; the final attempt's value is the retry count.
+_RETRY_COUNT_HEADER = "x-stainless-retry-count"
+_SDK_INITIAL_RETRY_DELAY = 0.5  # openai._constants.INITIAL_RETRY_DELAY
+
+
+class _UpstreamClient(openai.AsyncOpenAI):
+    """``AsyncOpenAI`` with a configurable backoff schedule.
+
+    The SDK has no public option for its backoff (0.5 s doubling to 8 s, minus up to 25 % jitter),
+    which is far too slow for fault tests. We scale its computed delay, except when the server
+    asked for a specific delay with ``Retry-After``, which is honoured unchanged.
+    """
+
+    def __init__(self, *, initial_backoff_s: float, max_backoff_s: float, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._backoff_scale = initial_backoff_s / _SDK_INITIAL_RETRY_DELAY
+        self._max_backoff_s = max_backoff_s
+
+    def _calculate_retry_timeout(
+        self,
+        remaining_retries: int,
+        options: FinalRequestOptions,
+        response_headers: httpx2.Headers | None = None,
+    ) -> float:
+        delay = super()._calculate_retry_timeout(remaining_retries, options, response_headers)
+        retry_after = self._parse_retry_after_header(response_headers)
+        if retry_after is not None and retry_after > 0 and delay == retry_after:
+            return delay
+        return min(delay * self._backoff_scale, self._max_backoff_s)
+
+
+def _error(status: int, message: str, kind: str, code: str | None = None) -> web.Response:
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    return web.json_response(body, status=status, headers={"x-should-retry": "false"})
+
+
+def _retries_of(request: httpx2.Request | None) -> int:
+    if request is None:
+        return 0
+    try:
+        return int(request.headers.get(_RETRY_COUNT_HEADER, "0"))
+    except ValueError:
+        return 0
+
+
+@dataclass(frozen=True)
+class _Reply:
+    content: bytes
+    parsed: dict[str, Any]
+    retries: int
+
+
+@dataclass(frozen=True)
+class _Failure:
+    message: str
+    retries: int
+
+
+class _Malformed(Exception):
+    """The upstream answered 2xx with a body that is not the expected JSON object."""
+
+
+def _parse_reply(content: bytes, endpoint: Endpoint) -> dict[str, Any]:
+    try:
+        parsed = json.loads(content)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise _Malformed(f"the body is not valid JSON ({err}): {content[:120]!r}") from err
+    expected = "choices" if endpoint == "chat/completions" else "data"
+    if not isinstance(parsed, dict) or not isinstance(parsed.get(expected), list):
+        raise _Malformed(f"the body has no {expected!r} list: {content[:120]!r}")
+    return parsed
+
+
+class Gateway:
+    """The loopback OpenAI-compatible proxy for one session (see the module docstring).
+
+    Args:
+        upstream_base_url: the provider's ``.../v1`` URL; ``None`` means OpenAI's default.
+        upstream_api_key: the real key (only the gateway holds it); ``None`` reads
+            ``OPENAI_API_KEY`` as the SDK does.
+        cache: the response cache (its mode decides lookups and stores).
+        prices: the price table for costs and the budget.
+        budget_usd: stop new upstream calls once this many dollars are spent (``None``: no cap).
+            Calls already waiting for or holding a concurrency slot are checked again before they
+            go out, so the overshoot is at most ``max_concurrency`` calls. Calls with an unknown
+            price add nothing to the spend (they are counted as ``unknown_cost_calls``).
+        max_concurrency: upstream calls in flight at once, across all clients.
+        max_retries: the SDK's retries per call (429, 5xx, timeouts, connection errors), plus as
+            many re-requests for a malformed 2xx body.
+        timeout_s: the upstream timeout per attempt.
+        initial_backoff_s / max_backoff_s: the retry backoff schedule (SDK default 0.5 / 8).
+        cache_namespace: mixed into cache keys to keep providers that share model names apart.
+    """
+
+    def __init__(
+        self,
+        *,
+        upstream_base_url: str | None,
+        upstream_api_key: str | None,
+        cache: ResponseCache,
+        prices: PriceTable | None = None,
+        budget_usd: float | None = None,
+        max_concurrency: int = 16,
+        max_retries: int = 3,
+        timeout_s: float = 120.0,
+        initial_backoff_s: float = 0.5,
+        max_backoff_s: float = 8.0,
+        cache_namespace: str = "",
+    ):
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self.upstream_base_url = upstream_base_url
+        self._upstream_api_key = upstream_api_key
+        self.cache = cache
+        self.prices = prices or PriceTable.default()
+        self.budget_usd = budget_usd
+        self.max_concurrency = max_concurrency
+        self.max_retries = max_retries
+        self.timeout_s = timeout_s
+        self._initial_backoff_s = initial_backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._namespace = cache_namespace
+        self.token = secrets.token_urlsafe(32)
+        self._auth = f"Bearer {self.token}".encode()
+        self._accounting = Accounting()
+        self._upstream: _UpstreamClient | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+        self._server = LoopbackServer(self._make_app, name="alma-gateway")
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT/v1``: the base URL clients use (only while running)."""
+        return f"http://127.0.0.1:{self._server.port}/v1"
+
+    def start(self) -> Gateway:
+        """Start serving; returns ``self``."""
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the upstream connections (idempotent)."""
+        self._server.stop()
+
+    def __enter__(self) -> Gateway:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def accounting(self) -> Accounting:
+        """A snapshot of the usage counters."""
+        return self._accounting.copy()
+
+    def stats(self) -> dict[str, Any]:
+        """What ``GET /alma/stats`` returns: accounting, cache counters, budget and spend."""
+        cache = self.cache.stats()
+        return {
+            "accounting": self._accounting.to_json(),
+            "cache": {
+                "mode": self.cache.mode,
+                "path": str(self.cache.path),
+                "hits": cache.hits,
+                "misses": cache.misses,
+                "stores": cache.stores,
+            },
+            "budget_usd": self.budget_usd,
+            "spent_usd": self._accounting.spent_usd(),
+        }
+
+    async def _make_app(self) -> web.Application:
+        # Created here, inside the gateway's own loop: the SDK's httpx pool is bound to it, and
+        # ONE client serves all requests so its keep-alive connections are reused.
+        try:
+            # The SDK's aiohttp transport (its "aiohttp" extra): measured ~0.5 ms faster per call
+            # than the default httpx transport, and aiohttp is already a dependency. Retries,
+            # timeouts and error types stay the SDK's, as they live above the transport.
+            http_client = openai.DefaultAioHttpClient()
+        except RuntimeError:  # the SDK could not import its aiohttp transport
+            http_client = None
+        try:
+            self._upstream = _UpstreamClient(
+                base_url=self.upstream_base_url,
+                api_key=self._upstream_api_key,
+                max_retries=self.max_retries,
+                timeout=self.timeout_s,
+                initial_backoff_s=self._initial_backoff_s,
+                max_backoff_s=self._max_backoff_s,
+                http_client=http_client,
+            )
+        except openai.OpenAIError as err:
+            raise ValueError(
+                f"the LLM gateway has no upstream API key ({err}); set OPENAI_API_KEY "
+                "or pass upstream_api_key"
+            ) from err
+        self._semaphore = asyncio.Semaphore(self.max_concurrency)
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", partial(self._model_call, "chat/completions"))
+        app.router.add_post("/v1/embeddings", partial(self._model_call, "embeddings"))
+        app.router.add_get("/alma/stats", self._stats)
+        app.on_cleanup.append(self._close_upstream)
+        return app
+
+    async def _close_upstream(self, app: web.Application) -> None:
+        if self._upstream is not None:
+            await self._upstream.close()
+            self._upstream = None
+
+    # -- handlers --------------------------------------------------------------------------
+
+    def _authorised(self, request: web.Request) -> bool:
+        given = request.headers.get("Authorization", "").encode()
+        return hmac.compare_digest(given, self._auth)
+
+    def _budget_spent(self) -> bool:
+        return self.budget_usd is not None and self._accounting.spent_usd() >= self.budget_usd
+
+    def _budget_error(self) -> web.Response:
+        spent = self._accounting.spent_usd()
+        return _error(
+            402,
+            f"The LLM budget of ${self.budget_usd:.4f} for this session is spent "
+            f"(${spent:.4f} used); no new model calls are made. Cached replies are still served. "
+            "Raise the cap with --alma-budget-usd=<dollars> (or the alma_budget_usd ini option).",
+            "alma_budget_exceeded",
+            "budget_exceeded",
+        )
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return _error(401, "missing or wrong gateway session token", "authentication_error")
+        return web.json_response(self.stats())
+
+    async def _model_call(self, endpoint: Endpoint, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return _error(
+                401,
+                "missing or wrong gateway session token (send 'Authorization: Bearer <token>')",
+                "authentication_error",
+            )
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            return _error(400, f"request body is not valid JSON: {err}", "invalid_request_error")
+        if not isinstance(body, dict):
+            return _error(400, "request body must be a JSON object", "invalid_request_error")
+        if body.get("stream"):
+            return _error(
+                400, "the alma gateway does not support streaming", "invalid_request_error"
+            )
+        model = str(body.get("model", ""))
+        key = UsageKey(
+            model, request.headers.get(TAG_HEADER, ""), request.headers.get(SCOPE_HEADER, "")
+        )
+        embedding = endpoint == "embeddings"
+
+        cache_key: str | None = None
+        if self.cache.reads:
+            cache_key = self.cache.key(endpoint, body, self._namespace)
+            try:
+                entry = self.cache.get(cache_key)
+            except CacheMissError as err:
+                self._accounting.record_error(key)
+                return _error(424, str(err), "alma_cache_miss", "cache_miss")
+            if entry is not None:
+                usage = entry.meta.get("usage")
+                self._accounting.record_call(
+                    key,
+                    usage,
+                    embedding=embedding,
+                    cost_usd=self.prices.cost(model, usage),
+                    cached=True,
+                    test_double=bool(entry.meta.get("test_double")),
+                )
+                return web.Response(
+                    body=entry.body, content_type="application/json", headers={CACHE_HEADER: "hit"}
+                )
+
+        if self._budget_spent():
+            self._accounting.record_error(key)
+            return self._budget_error()
+        assert self._semaphore is not None
+        async with self._semaphore:
+            # Checked again: other calls may have spent the budget while this one waited.
+            if self._budget_spent():
+                self._accounting.record_error(key)
+                return self._budget_error()
+            outcome = await self._call_upstream(endpoint, raw)
+        if isinstance(outcome, _Failure):
+            self._accounting.record_error(key, retries=outcome.retries)
+            return _error(424, outcome.message, "alma_upstream_error", "upstream_error")
+        content, parsed, retries = outcome.content, outcome.parsed, outcome.retries
+        usage = parsed.get("usage")
+        test_double = (
+            parsed.get("alma_test_double") is True
+            or parsed.get("system_fingerprint") == SCRIPTED_FINGERPRINT
+            or self.prices.is_test_double(model)
+        )
+        if cache_key is not None and self.cache.writes:
+            # Off the loop: a store may wait on another process's write lock (busy timeout).
+            await asyncio.get_running_loop().run_in_executor(
+                None,
+                partial(
+                    self.cache.put,
+                    cache_key,
+                    content,
+                    endpoint=endpoint,
+                    model=model,
+                    meta={"usage": usage, "test_double": test_double},
+                ),
+            )
+        self._accounting.record_call(
+            key,
+            usage,
+            embedding=embedding,
+            cost_usd=self.prices.cost(model, usage),
+            cached=False,
+            retries=retries,
+            test_double=test_double,
+        )
+        state = "miss" if self.cache.reads else "off"
+        return web.Response(
+            body=content, content_type="application/json", headers={CACHE_HEADER: state}
+        )
+
+    async def _call_upstream(self, endpoint: Endpoint, raw: bytes) -> _Reply | _Failure:
+        """Forward the client's bytes unchanged (no re-serialisation) and read the reply."""
+        assert self._upstream is not None
+        retries = 0
+        for attempt in range(self.max_retries + 1):
+            try:
+                response = await self._upstream.post(
+                    f"/{endpoint}",
+                    cast_to=httpx2.Response,
+                    content=raw,
+                    options={"headers": {"Content-Type": "application/json"}},
+                )
+            except openai.APIStatusError as err:
+                retries += _retries_of(err.response.request)
+                return _Failure(
+                    f"upstream answered HTTP {err.status_code} after {retries} retries: "
+                    f"{err.message}",
+                    retries,
+                )
+            except openai.APITimeoutError as err:
+                retries += _retries_of(err.request)
+                return _Failure(
+                    f"upstream did not answer within {self.timeout_s:g}s "
+                    f"({retries + 1} attempts, {retries} retries)",
+                    retries,
+                )
+            except openai.APIConnectionError as err:
+                retries += _retries_of(err.request)
+                return _Failure(
+                    f"cannot connect to upstream {self.upstream_base_url or 'api.openai.com'} "
+                    f"after {retries} retries: {err.__cause__ or err}",
+                    retries,
+                )
+            retries += _retries_of(response.request)
+            try:
+                return _Reply(response.content, _parse_reply(response.content, endpoint), retries)
+            except _Malformed as err:
+                if attempt == self.max_retries:
+                    return _Failure(
+                        f"upstream answered HTTP {response.status_code} with a malformed body "
+                        f"after {retries} retries: {err}",
+                        retries,
+                    )
+                retries += 1
+                # The SDK only retries on statuses, so a malformed 2xx gets our own backoff.
+                delay = min(self._initial_backoff_s * 2**attempt, self._max_backoff_s)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable: the loop always returns")

@@ -1,0 +1,452 @@
+"""The harness core of one process: play collection episodes, build memory, deploy designs.
+
+This module knows nothing about pytest. A :class:`Harness` is created once per process (the
+controller without xdist, each worker with it) from a :class:`HarnessConfig`, and the pytest
+items call its three entry points: :meth:`Harness.collect` (a no-memory collection episode,
+cached on disk and shared by every design), :meth:`Harness.deploy` (one batched deployment
+episode on the frozen, snapshotted memory) and :meth:`Harness.stream` (one sequential-rollout
+stream). Everything the outcome depends on is part of the keys under which work is cached.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_alma import aio
+from pytest_alma.agent import AgentSettings, MemoryBlock, play
+from pytest_alma.design import (
+    DesignCallError,
+    DesignContext,
+    LoadedDesign,
+    MemoryDesign,
+    call_retrieve,
+    call_update,
+    instantiate,
+    restore,
+    snapshot,
+)
+from pytest_alma.envs.base import Environment, load_environment
+from pytest_alma.llm.client import LLMClient
+from pytest_alma.llm.pricing import PriceTable
+from pytest_alma.protocol import DeployEpisode, Plan, PlanSettings, derive_seed, make_plan
+from pytest_alma.records import EpisodeResult, Task, TokenCount, Trajectory
+from pytest_alma.settings import AlmaSettings
+from pytest_alma.store import Store, atomic_write_bytes, atomic_write_json, read_json, stable_key
+
+
+@dataclass(frozen=True)
+class HarnessConfig:
+    """What a process needs to run episodes (sent from the controller to every worker)."""
+
+    settings: AlmaSettings
+    rootdir: str
+    run_id: str
+    run_dir: str
+    gateway_url: str
+    gateway_token: str
+    model: str
+    test_double: bool
+    prices: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "settings": self.settings.to_json(),
+            "rootdir": self.rootdir,
+            "run_id": self.run_id,
+            "run_dir": self.run_dir,
+            "gateway_url": self.gateway_url,
+            "gateway_token": self.gateway_token,
+            "model": self.model,
+            "test_double": self.test_double,
+            "prices": self.prices,
+        }
+
+
+class DesignLLMFacade:
+    """The ``ctx.llm`` a design gets: text in, text out, accounted under the current role."""
+
+    def __init__(self, client: LLMClient, embed_model: str) -> None:
+        self._client = client
+        self._embed_model = embed_model
+        self.role = "design.update"
+
+    async def chat(
+        self,
+        messages: Sequence[dict[str, str]],
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        json_mode: bool = False,
+    ) -> str:
+        reply = await self._client.chat(
+            list(messages),
+            temperature=temperature,
+            max_tokens=max_tokens,
+            response_format={"type": "json_object"} if json_mode else None,
+            tag=self.role,
+        )
+        return str(reply.text)
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return await self._client.embed(list(texts), model=self._embed_model, tag=self.role)
+
+
+
+class Harness:
+    """Runs the protocol's episodes for one process. See the module docstring."""
+
+    def __init__(self, config: HarnessConfig) -> None:
+        self.config = config
+        self.settings = config.settings
+        self.root = Path(config.rootdir)
+        self.store = Store(self._resolve(self.settings.store))
+        self.run_dir = Path(config.run_dir)
+        prices = PriceTable.default()
+        self.prices = prices.with_overrides(config.prices) if config.prices else prices
+        self._envs: dict[str, Environment] = {}
+        self._plans: dict[str, Plan] = {}
+        self._blobs: dict[str, bytes] = {}
+        self._clients: dict[str, LLMClient] = {}
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _resolve(self, path: str) -> Path:
+        p = Path(path)
+        return p if p.is_absolute() else self.root / p
+
+    def env(self, name: str) -> Environment:
+        if name not in self._envs:
+            self._envs[name] = load_environment(name)
+        return self._envs[name]
+
+    def plan(self, env_name: str) -> Plan:
+        if env_name not in self._plans:
+            env = self.env(env_name)
+            split = self.settings.split or env.default_split()
+            if split not in env.splits():
+                raise ValueError(
+                    f"--alma-split {split!r} is not a split of {env_name}; "
+                    f"choose one of {', '.join(env.splits())}"
+                )
+            settings = PlanSettings(
+                env=env_name,
+                split=split,
+                seed=self.settings.seed,
+                train_size=self.settings.train_size,
+                repeats=self.settings.repeats,
+                limit=self.settings.limit,
+                rollout="sequential" if self.settings.rollout == "sequential" else "batched",
+            )
+            self._plans[env_name] = make_plan(env.tasks(split), settings)
+        return self._plans[env_name]
+
+    def agent_settings(self, env_name: str) -> AgentSettings:
+        env = self.env(env_name)
+        return AgentSettings(
+            max_steps=self.settings.max_steps or env.default_max_steps(),
+            history_window=self.settings.history,
+            memory_char_cap=self.settings.memory_cap,
+        )
+
+    def client(self, role: str) -> LLMClient:
+        """One client per role per process (clients bind to the process's event loop)."""
+        if role not in self._clients:
+            self._clients[role] = LLMClient(
+                base_url=self.config.gateway_url,
+                token=self.config.gateway_token,
+                model=self.config.model,
+                temperature=self.settings.temperature,
+                seed=self.settings.seed,
+                tag=role,
+            )
+        return self._clients[role]
+
+    def close(self) -> None:
+        self._clients.clear()
+        aio.close()
+
+    def _take_usage(self, role: str) -> TokenCount:
+        """What the role's client used since the last call, with its cost (None = unknown)."""
+        log = self.client(role).take_usage()
+        cost: float | None = 0.0
+        chat_calls = embed_calls = 0
+        for record in log.records:
+            if record.kind == "embed":
+                embed_calls += 1
+                usage = {"prompt_tokens": record.embedding_tokens}
+            else:
+                chat_calls += 1
+                usage = {
+                    "prompt_tokens": record.usage.prompt,
+                    "completion_tokens": record.usage.completion,
+                }
+            call_cost = self.prices.cost(record.model, usage)
+            cost = None if cost is None or call_cost is None else cost + call_cost
+        return TokenCount(
+            calls=chat_calls,
+            cached_calls=sum(1 for r in log.records if r.cached and r.kind == "chat"),
+            prompt_tokens=log.tokens.prompt,
+            completion_tokens=log.tokens.completion,
+            reasoning_tokens=log.tokens.reasoning,
+            embedding_calls=embed_calls,
+            embedding_tokens=log.embedding_tokens,
+            cost_usd=cost,
+        )
+
+    def run_key(self, env_name: str) -> dict[str, Any]:
+        """Everything besides the task that changes an episode's outcome."""
+        env = self.env(env_name)
+        return {
+            "env": env_name,
+            "env_settings": env.settings(),
+            "agent": self.agent_settings(env_name).to_json(),
+            "model": self.config.model,
+            "base_url": self.settings.base_url,
+            "temperature": self.settings.temperature,
+            "llm_seed": self.settings.seed,
+        }
+
+    # -- collection ---------------------------------------------------------------------------
+
+    def collection_key(self, task: Task) -> str:
+        return stable_key({"task": task.to_json(), **self.run_key(task.env)})
+
+    def collect(self, task: Task) -> tuple[Trajectory, bool]:
+        """The no-memory trajectory of a collection task, and whether it was played just now.
+
+        Shared by every design and every session with the same settings: the first process to
+        need it plays it under a lock; everyone else reads the file.
+        """
+        key = self.collection_key(task)
+        path = self.store.collection_path(task.env, key)
+        if path.exists():
+            return Trajectory.from_json(read_json(path)["trajectory"]), False
+        with self.store.lock(f"collect-{key}"):
+            if path.exists():
+                return Trajectory.from_json(read_json(path)["trajectory"]), False
+            started = time.perf_counter()
+            trajectory, _ = self._play(task, memory={})
+            usage = self._take_usage("agent")
+            atomic_write_json(
+                path,
+                {
+                    "trajectory": trajectory.to_json(),
+                    "tokens": usage.to_json(),
+                    "duration_s": time.perf_counter() - started,
+                    "key": self.run_key(task.env),
+                },
+            )
+            return trajectory, True
+
+    def _play(self, task: Task, memory: dict[str, Any]) -> tuple[Trajectory, MemoryBlock]:
+        env = self.env(task.env)
+        agent = self.agent_settings(task.env)
+        episode = env.open(task, agent.max_steps)
+        try:
+            start = episode.reset()
+            return aio.run(
+                play(
+                    episode,
+                    start,
+                    self.client("agent"),
+                    env.instructions(),
+                    memory,
+                    agent,
+                    env.default_action(),
+                )
+            )
+        finally:
+            episode.close()
+
+    # -- memory -------------------------------------------------------------------------------
+
+    def _context(self, loaded: LoadedDesign, label: str) -> DesignContext:
+        scratch = self.store.root / "scratch" / f"{loaded.name}-{loaded.source_hash}" / label
+        scratch.mkdir(parents=True, exist_ok=True)
+        seed = derive_seed(self.settings.seed, loaded.source_hash, label)
+        facade = DesignLLMFacade(self.client("design"), embed_model=self._embed_model())
+        return DesignContext(llm=facade, rng=random.Random(seed), scratch_dir=scratch, seed=seed)
+
+    def _embed_model(self) -> str:
+        return "scripted-embed" if self.config.test_double else "text-embedding-3-small"
+
+    def memory_key(self, loaded: LoadedDesign, env_name: str) -> str:
+        plan = self.plan(env_name)
+        return stable_key(
+            {
+                "design": loaded.source_hash,
+                "collection": [self.collection_key(t) for t in plan.collection],
+                "plan": plan.settings.to_json(),
+                **self.run_key(env_name),
+            }
+        )
+
+    def built_memory(self, loaded: LoadedDesign, env_name: str) -> bytes:
+        """The snapshot of the design's memory after the collection phase (built once)."""
+        key = self.memory_key(loaded, env_name)
+        if key in self._blobs:
+            return self._blobs[key]
+        path = self.store.memory_path(key)
+        if not path.exists():
+            with self.store.lock(f"memory-{key}"):
+                if not path.exists():
+                    self._build_memory(loaded, env_name, path)
+        blob = path.read_bytes()
+        self._blobs[key] = blob
+        return blob
+
+    def _build_memory(self, loaded: LoadedDesign, env_name: str, path: Path) -> None:
+        started = time.perf_counter()
+        design = instantiate(loaded, self._context(loaded, f"{env_name}-build"))
+        facade = design.ctx.llm
+        assert isinstance(facade, DesignLLMFacade)
+        facade.role = "design.update"
+        self._take_usage("design")
+        updates = 0
+        for task in self.plan(env_name).collection:
+            trajectory, _ = self.collect(task)
+            aio.run(call_update(design, trajectory, self.settings.design_timeout))
+            updates += 1
+        blob = snapshot(design)
+        usage = self._take_usage("design")
+        atomic_write_bytes(path, blob)
+        atomic_write_json(
+            path.with_suffix(".json"),
+            {
+                "design": loaded.name,
+                "source_hash": loaded.source_hash,
+                "updates": updates,
+                "update_tokens": usage.to_json(),
+                "duration_s": time.perf_counter() - started,
+                "snapshot_bytes": len(blob),
+            },
+        )
+
+    def build_info(self, loaded: LoadedDesign, env_name: str) -> dict[str, Any]:
+        """What building the memory cost (read from the snapshot's side file)."""
+        path = self.store.memory_path(self.memory_key(loaded, env_name)).with_suffix(".json")
+        data: dict[str, Any] = read_json(path) if path.exists() else {}
+        return data
+
+    # -- deployment ---------------------------------------------------------------------------
+
+    def _design_for(self, loaded: LoadedDesign, env_name: str, label: str) -> MemoryDesign:
+        blob = self.built_memory(loaded, env_name)
+        return restore(loaded, self._context(loaded, f"{env_name}-{label}"), blob)
+
+    def deploy(self, loaded: LoadedDesign, episode: DeployEpisode) -> EpisodeResult:
+        """One batched deployment episode: retrieve once on the frozen memory, then play."""
+        design = self._design_for(loaded, episode.task.env, episode.label)
+        return self._deploy_one(loaded, design, episode, update_after=False)
+
+    def stream(self, loaded: LoadedDesign, env_name: str, repeat: int) -> list[EpisodeResult]:
+        """One sequential-rollout stream: retrieve, play, update, task after task."""
+        design = self._design_for(loaded, env_name, f"stream-r{repeat}")
+        return [
+            self._deploy_one(loaded, design, ep, update_after=True)
+            for ep in self.plan(env_name).stream(repeat)
+        ]
+
+    def _deploy_one(
+        self,
+        loaded: LoadedDesign,
+        design: MemoryDesign,
+        episode: DeployEpisode,
+        update_after: bool,
+    ) -> EpisodeResult:
+        task = episode.task
+        started = time.perf_counter()
+        facade = design.ctx.llm
+        assert isinstance(facade, DesignLLMFacade)
+        self._take_usage("agent")
+        self._take_usage("design")
+        facade.role = "design.retrieve"
+        env = self.env(task.env)
+        agent = self.agent_settings(task.env)
+        handle = env.open(task, agent.max_steps)
+        error: str | None = None
+        memory: dict[str, Any] = {}
+        try:
+            start = handle.reset()
+            try:
+                memory = aio.run(call_retrieve(design, start, self.settings.design_timeout))
+            except DesignCallError as exc:
+                error = f"design error: {exc}"
+            if error is None:
+                trajectory, block = aio.run(
+                    play(
+                        handle,
+                        start,
+                        self.client("agent"),
+                        env.instructions(),
+                        memory,
+                        agent,
+                        env.default_action(),
+                    )
+                )
+            else:
+                trajectory = Trajectory(
+                    start=start, steps=(), score=0.0, success=False, error=error
+                )
+                block = MemoryBlock("", 0, False)
+        finally:
+            handle.close()
+        retrieve_usage = self._take_usage("design")
+        agent_usage = self._take_usage("agent")
+        update_usage = TokenCount()
+        if update_after and error is None:
+            facade.role = "design.update"
+            try:
+                aio.run(call_update(design, trajectory, self.settings.design_timeout))
+            except DesignCallError as exc:
+                error = f"design error: {exc}"
+            update_usage = self._take_usage("design")
+        if trajectory.error and error is None:
+            error = trajectory.error
+        path = self._write_trajectory(loaded, episode, trajectory, memory, block)
+        return EpisodeResult(
+            design=loaded.name,
+            phase="deploy",
+            task=task,
+            repeat=episode.repeat,
+            score=trajectory.score,
+            success=trajectory.success,
+            steps=len(trajectory.steps),
+            invalid_actions=sum(1 for s in trajectory.steps if s.invalid),
+            agent_tokens=agent_usage,
+            retrieve_tokens=retrieve_usage,
+            memory_chars=block.chars,
+            memory_truncated=block.truncated,
+            duration_s=time.perf_counter() - started,
+            trajectory_path=str(path),
+            error=error,
+            extra={"update_tokens": update_usage.to_json()} if update_after else {},
+        )
+
+    def _write_trajectory(
+        self,
+        loaded: LoadedDesign,
+        episode: DeployEpisode,
+        trajectory: Trajectory,
+        memory: dict[str, Any],
+        block: MemoryBlock,
+    ) -> Path:
+        path = (
+            self.run_dir / "trajectories" / loaded.name / episode.task.env / f"{episode.label}.json"
+        )
+        atomic_write_json(
+            path,
+            {
+                "design": loaded.name,
+                "memory": json.loads(json.dumps(memory, ensure_ascii=False)),
+                "memory_truncated": block.truncated,
+                "trajectory": trajectory.to_json(),
+            },
+        )
+        return path

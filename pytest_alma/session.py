@@ -1,0 +1,225 @@
+"""Controller-side services of one session: the LLM gateway, the scripted model, the run record.
+
+Only the controller (the main pytest process) runs this. It starts the scripted model when
+selected, starts the gateway that holds the real API key, the cache and the budget, and hands
+workers nothing but the gateway URL and a per-session token. At the end it writes the run's
+``results.json`` and ``summary.md`` and returns the lines of the terminal table.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_alma.records import SCHEMA_VERSION
+from pytest_alma.runner import HarnessConfig
+from pytest_alma.settings import AlmaSettings, SettingsError
+
+SCRIPTED_MODEL = "scripted"
+TEST_DOUBLE_BANNER = (
+    "pytest-alma: the agent is the SCRIPTED TEST DOUBLE, not an LLM. Its scores test the "
+    "plumbing only; set --alma-model (and a key or --alma-base-url) for LLM results."
+)
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id, e.g. ``20261123-214501-3fa2``."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def harness_config_from_json(data: dict[str, Any], settings: AlmaSettings) -> HarnessConfig:
+    """Rebuild the harness config a worker received (settings are re-read locally)."""
+    return HarnessConfig(
+        settings=settings,
+        rootdir=str(data["rootdir"]),
+        run_id=str(data["run_id"]),
+        run_dir=str(data["run_dir"]),
+        gateway_url=str(data["gateway_url"]),
+        gateway_token=str(data["gateway_token"]),
+        model=str(data["model"]),
+        test_double=bool(data["test_double"]),
+        prices=dict(data.get("prices", {})),
+    )
+
+
+@dataclass
+class ControllerServices:
+    """The running scripted model (if any) and gateway, and where this run is written."""
+
+    settings: AlmaSettings
+    rootdir: Path
+    run_id: str
+    run_dir: Path
+    model: str
+    test_double: bool
+    gateway: Any
+    scripted: Any
+    started: float
+
+    @classmethod
+    def start(cls, config: pytest.Config, settings: AlmaSettings) -> ControllerServices:
+        from pytest_alma.envs.base import load_environment
+        from pytest_alma.llm.cache import ResponseCache
+        from pytest_alma.llm.gateway import Gateway
+        from pytest_alma.llm.pricing import PriceTable
+        from pytest_alma.llm.faults import FaultPlan
+        from pytest_alma.llm.scripted import ScriptedServer
+        from pytest_alma.store import Store
+
+        for env_name in settings.envs:
+            load_environment(env_name)  # fail fast, with the list of known environments
+        rootdir = Path(config.rootpath)
+        store_root = Path(settings.store)
+        store = Store(store_root if store_root.is_absolute() else rootdir / store_root)
+        store.root.mkdir(parents=True, exist_ok=True)
+        model = settings.model or SCRIPTED_MODEL
+        test_double = model == SCRIPTED_MODEL
+        scripted = None
+        if test_double:
+            faults = FaultPlan.parse(settings.faults) if settings.faults else None
+            scripted = ScriptedServer(latency_s=settings.scripted_latency / 1000.0, faults=faults)
+            scripted.start()
+            upstream_url: str | None = scripted.base_url
+            api_key: str | None = "scripted-test-double"
+        else:
+            upstream_url = settings.base_url
+            api_key = os.environ.get(settings.api_key_env)
+            if not api_key:
+                if upstream_url is None:
+                    raise SettingsError(
+                        f"--alma-model {model!r} needs an API key: set ${settings.api_key_env} "
+                        "(or --alma-api-key-env NAME), or point --alma-base-url at an "
+                        "OpenAI-compatible server"
+                    )
+                api_key = "not-needed"  # local servers (Ollama, vLLM) accept any key
+        if settings.faults and not test_double:
+            raise SettingsError("--alma-faults only applies to the scripted model")
+        cache = ResponseCache(store.cache_path, mode=settings.cache)  # type: ignore[arg-type]
+        gateway = Gateway(
+            upstream_base_url=upstream_url,
+            upstream_api_key=api_key,
+            cache=cache,
+            prices=PriceTable(),
+            budget_usd=settings.budget_usd,
+            max_concurrency=settings.concurrency,
+        )
+        gateway.start()
+        run_id = new_run_id()
+        reports = Path(settings.reports)
+        run_dir = (reports if reports.is_absolute() else rootdir / reports) / run_id
+        return cls(
+            settings=settings,
+            rootdir=rootdir,
+            run_id=run_id,
+            run_dir=run_dir,
+            model=model,
+            test_double=test_double,
+            gateway=gateway,
+            scripted=scripted,
+            started=time.time(),
+        )
+
+    def harness_config_json(self) -> dict[str, Any]:
+        return {
+            "rootdir": str(self.rootdir),
+            "run_id": self.run_id,
+            "run_dir": str(self.run_dir),
+            "gateway_url": self.gateway.url,
+            "gateway_token": self.gateway.token,
+            "model": self.model,
+            "test_double": self.test_double,
+            "prices": {},
+        }
+
+    def header_lines(self) -> list[str]:
+        lines = [
+            f"alma: model={self.model} envs={','.join(self.settings.envs)} "
+            f"rollout={self.settings.rollout} seed={self.settings.seed} "
+            f"cache={self.settings.cache} run={self.run_id}"
+        ]
+        if self.test_double:
+            lines.append(TEST_DOUBLE_BANNER)
+        return lines
+
+    def stop(self) -> None:
+        if self.gateway is not None:
+            self.gateway.stop()
+            self.gateway = None
+        if self.scripted is not None:
+            self.scripted.stop()
+            self.scripted = None
+
+    def finish(
+        self, episodes: list[dict[str, Any]], builds: dict[str, dict[str, Any]]
+    ) -> list[str]:
+        """Write results.json and summary.md; return the terminal summary lines."""
+        from pytest_alma.report import render_summary, terminal_lines
+        from pytest_alma.store import atomic_write_json, atomic_write_text
+
+        results = self.results_document(episodes, builds)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.run_dir / "results.json", results)
+        atomic_write_text(self.run_dir / "summary.md", render_summary(results))
+        atomic_write_text(self.run_dir.parent / "LATEST", self.run_id + "\n")
+        lines = terminal_lines(results)
+        lines.append(f"report: {self.run_dir / 'summary.md'}")
+        return lines
+
+    def results_document(
+        self, episodes: list[dict[str, Any]], builds: dict[str, dict[str, Any]]
+    ) -> dict[str, Any]:
+        ordered = sorted(
+            episodes,
+            key=lambda e: (e["design"], e["task"]["env"], e["repeat"], e["task"]["task_id"]),
+        )
+        accounting = self.gateway.accounting().to_json() if self.gateway is not None else None
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "model": self.model,
+            "test_double": self.test_double,
+            "settings": self.settings.to_json(),
+            "machine": machine_info(),
+            "commit": commit_info(self.rootdir),
+            "designs": builds,
+            "llm": accounting,
+            "episodes": ordered,
+        }
+
+
+def machine_info() -> dict[str, Any]:
+    """Where the run happened."""
+    return {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "xdist_workers": os.environ.get("PYTEST_XDIST_WORKER_COUNT"),
+    }
+
+
+def commit_info(root: Path) -> dict[str, Any]:
+    """The git commit of the project, and whether the tree had uncommitted changes."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    commit = head.stdout.strip() if head.returncode == 0 else None
+    return {"commit": commit, "dirty": bool(dirty.stdout.strip()) if commit else None}

@@ -1,0 +1,116 @@
+"""Honest statistics for small samples of episode scores.
+
+Success rates get a Wilson 95% interval (it stays inside [0, 1] and is sane at 0/n and n/n);
+continuous scores get a Student-t interval. Comparisons against a baseline are paired on the
+same tasks, seeds and repeats: the mean difference with a t interval and a two-sided p-value
+from an exact sign-flip permutation test when there are few non-zero differences (where the
+t-test's normality assumption is worst), a paired t-test otherwise.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from scipy import stats as _st
+
+Z95 = 1.959963984540054
+EXACT_PERMUTATION_MAX = 16
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean with its standard error and a 95% interval over ``n`` episodes."""
+
+    mean: float
+    se: float
+    low: float
+    high: float
+    n: int
+
+
+def _t_interval(values: Sequence[float]) -> Estimate:
+    n = len(values)
+    mean = math.fsum(values) / n
+    if n < 2:
+        return Estimate(mean, float("nan"), float("nan"), float("nan"), n)
+    var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
+    se = math.sqrt(var / n)
+    half = float(_st.t.ppf(0.975, n - 1)) * se
+    return Estimate(mean, se, mean - half, mean + half, n)
+
+
+def wilson(successes: int, n: int) -> tuple[float, float]:
+    """The Wilson score 95% interval of a proportion."""
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = successes / n
+    denom = 1 + Z95**2 / n
+    centre = (p + Z95**2 / (2 * n)) / denom
+    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def estimate(values: Sequence[float]) -> Estimate:
+    """Mean, SE and 95% interval; Wilson when every value is 0 or 1."""
+    if not values:
+        nan = float("nan")
+        return Estimate(nan, nan, nan, nan, 0)
+    if all(v in (0.0, 1.0) for v in values):
+        n = len(values)
+        k = int(sum(values))
+        p = k / n
+        low, high = wilson(k, n)
+        se = math.sqrt(p * (1 - p) / n) if n > 0 else float("nan")
+        return Estimate(p, se, low, high, n)
+    return _t_interval(values)
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Mean of (treatment - baseline) over matched episodes, with its test."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    p_value: float
+    test: str
+
+
+def paired_difference(treatment: Sequence[float], baseline: Sequence[float]) -> PairedDifference:
+    """Compare two score lists matched element by element."""
+    if len(treatment) != len(baseline):
+        raise ValueError("paired samples must have the same length")
+    diffs = [t - b for t, b in zip(treatment, baseline, strict=True)]
+    n = len(diffs)
+    if n == 0:
+        nan = float("nan")
+        return PairedDifference(nan, nan, nan, 0, nan, "none")
+    est = _t_interval(diffs)
+    nonzero = [d for d in diffs if d != 0.0]
+    if not nonzero:
+        return PairedDifference(est.mean, est.low, est.high, n, 1.0, "all differences zero")
+    if len(nonzero) <= EXACT_PERMUTATION_MAX:
+        return PairedDifference(
+            est.mean, est.low, est.high, n, _sign_flip_p(nonzero), "exact sign-flip"
+        )
+    result = _st.ttest_rel(treatment, baseline)
+    p = float(result.pvalue)
+    if math.isnan(p):
+        p = 1.0
+    return PairedDifference(est.mean, est.low, est.high, n, p, "paired t")
+
+
+def _sign_flip_p(diffs: Sequence[float]) -> float:
+    """Two-sided exact p-value of the mean difference under random sign flips."""
+    observed = abs(math.fsum(diffs))
+    count = 0
+    total = 0
+    for signs in itertools.product((1.0, -1.0), repeat=len(diffs)):
+        total += 1
+        if abs(math.fsum(s * d for s, d in zip(signs, diffs, strict=True))) >= observed - 1e-12:
+            count += 1
+    return count / total

@@ -1,0 +1,39 @@
+import pytest
+
+from pytest_alma.settings import SettingsError, resolve
+
+
+def test_precedence_cli_over_env_over_ini_over_default() -> None:
+    ini = {"repeats": "5", "seed": "9", "limit": "4"}
+    env = {"ALMA_REPEATS": "4", "ALMA_SEED": "8"}
+    cli = {"repeats": "2"}
+    s = resolve(cli, ini, env)
+    assert s.repeats == 2 and s.sources["repeats"] == "command line"
+    assert s.seed == 8 and s.sources["seed"] == "$ALMA_SEED"
+    assert s.limit == 4 and s.sources["limit"] == "ini alma_limit"
+    assert s.train_size == 500 and s.sources["train-size"] == "default"
+
+
+def test_lists_and_choices() -> None:
+    s = resolve({"env": "babaisai, minihack", "rollout": "sequential"}, {}, {})
+    assert s.envs == ("babaisai", "minihack") and s.rollout == "sequential"
+    assert resolve({}, {}, {}).designs == ("designs", "baselines")
+
+
+@pytest.mark.parametrize(
+    ("cli", "message"),
+    [
+        ({"rollout": "parallel"}, "--alma-rollout: invalid value 'parallel'.*batched, sequential"),
+        ({"repeats": "0"}, "--alma-repeats: invalid value '0'.*positive"),
+        ({"budget-usd": "-1"}, "--alma-budget-usd"),
+        ({"cache": "maybe"}, "rw, ro, replay, off"),
+    ],
+)
+def test_invalid_values_name_the_option(cli: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        resolve(cli, {}, {})
+
+
+def test_bad_env_var_names_its_source() -> None:
+    with pytest.raises(SettingsError, match=r"from \$ALMA_SEED"):
+        resolve({}, {}, {"ALMA_SEED": "x"})

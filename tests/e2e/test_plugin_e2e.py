@@ -1,0 +1,75 @@
+"""The plugin run as users run it: in a fresh process, with xdist absent, off and on."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import QUICK, results_of, scores
+
+XDIST_MODES = {
+    "absent": ["-p", "no:xdist"],
+    "off": ["-n", "0"],
+    "on": ["-n", "2"],
+}
+
+
+@pytest.mark.parametrize("mode", sorted(XDIST_MODES))
+def test_benchmark_runs_and_prints_the_table(project: pytest.Pytester, mode: str) -> None:
+    result = project.runpytest_subprocess(*QUICK, *XDIST_MODES[mode])
+    # contract + 2 collect + 2 deploy items per design, two designs
+    result.assert_outcomes(passed=10)
+    result.stdout.fnmatch_lines(
+        [
+            "*SCRIPTED TEST DOUBLE*",
+            "*pytest-alma*",
+            "*no_memory*",
+            "*example_rules*",
+        ]
+    )
+    data = results_of(project)
+    assert data["test_double"] is True
+    assert {e["design"] for e in data["episodes"]} == {"example_rules", "no_memory"}
+    assert len(data["episodes"]) == 4
+    summary = (project.path / "reports" / data["run_id"] / "summary.md").read_text()
+    assert "SCRIPTED TEST DOUBLE" in summary
+
+
+def test_parallel_run_gives_the_same_numbers(project: pytest.Pytester) -> None:
+    args = ["--alma-limit=6", "--alma-repeats=2", "--alma-max-steps=8", "--alma-cache=off"]
+    project.runpytest_subprocess(*args, "-n", "0").assert_outcomes(passed=2 + 2 * (3 + 6))
+    serial = scores(results_of(project))
+    project.runpytest_subprocess(*args, "-n", "3").assert_outcomes(passed=2 + 2 * (3 + 6))
+    parallel = scores(results_of(project))
+    assert serial == parallel and len(serial) == 12
+
+
+def test_rerun_is_answered_from_the_cache(project: pytest.Pytester) -> None:
+    project.runpytest_subprocess(*QUICK).assert_outcomes(passed=10)
+    first = results_of(project)
+    result = project.runpytest_subprocess(*QUICK)
+    result.assert_outcomes(passed=10)
+    second = results_of(project)
+    calls = sum(e["agent_tokens"]["calls"] for e in second["episodes"])
+    cached = sum(e["agent_tokens"]["cached_calls"] for e in second["episodes"])
+    assert calls > 0 and cached == calls
+    assert scores(first) == scores(second)
+    result.stdout.fnmatch_lines(
+        [f"*LLM calls in deployment: {calls}, answered from cache: {calls}*"]
+    )
+
+
+def test_plugin_stays_out_of_unrelated_runs(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_plain="def test_ok():\n    assert True\n")
+    (pytester.path / "designs").mkdir()
+    (pytester.path / "designs" / "broken.py").write_text("this is not python(\n")
+    result = pytester.runpytest_subprocess("test_plain.py")
+    result.assert_outcomes(passed=1)
+    assert "pytest-alma" not in result.stdout.str()
+    assert not (pytester.path / "reports").exists()
+    assert not (pytester.path / ".alma").exists()
+
+
+def test_unknown_environment_is_a_usage_error(project: pytest.Pytester) -> None:
+    result = project.runpytest_subprocess("--alma-env=babaisia")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown environment 'babaisia'*Did you mean 'babaisai'*"])
