@@ -57,7 +57,7 @@ def llm_calls(root: Path) -> int:
     run_id = (root / "reports" / "LATEST").read_text().strip()
     data: dict[str, Any] = json.loads((root / "reports" / run_id / "results.json").read_text())
     llm = data.get("llm") or {}
-    total = llm.get("total", {}) if isinstance(llm, dict) else {}
+    total = llm.get("totals", {}) if isinstance(llm, dict) else {}
     calls = int(total.get("calls", 0))
     if not calls:  # fall back to the episodes' own counts (deployment only)
         calls = sum(int(e["agent_tokens"]["calls"]) for e in data["episodes"])

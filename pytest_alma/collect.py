@@ -27,6 +27,7 @@ from pytest_alma.records import EpisodeResult, Task
 
 USER_PROPERTY = "alma_episodes"
 BUILD_PROPERTY = "alma_build"
+COLLECTION_PROPERTY = "alma_collection"
 
 
 class HarnessError(Exception):
@@ -45,7 +46,9 @@ class AlmaItem(pytest.Function):
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, self.nodeid
+        # Point at the design file (not at this module, where the test function lives); the
+        # item name is the "domain" pytest appends to the file in verbose output.
+        return self.path, None, self.name
 
 
 class DesignFile(pytest.File):
@@ -107,8 +110,11 @@ def _fail_on_errors(results: list[EpisodeResult]) -> None:
 
 
 def _collect_test(task: Task) -> Callable[..., None]:
-    def collection_episode(alma_harness: Any) -> None:
-        trajectory, _ = alma_harness.collect(task)
+    def collection_episode(request: pytest.FixtureRequest, alma_harness: Any) -> None:
+        trajectory, played_now = alma_harness.collect(task)
+        record = alma_harness.collection_record(task)
+        record["played_now"] = played_now
+        request.node.user_properties.append((COLLECTION_PROPERTY, record))
         if trajectory.error:
             raise HarnessError(f"collection episode {task.label}: {trajectory.error}")
 

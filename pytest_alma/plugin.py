@@ -17,6 +17,7 @@ Hooks, in the order they fire:
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,7 @@ class SessionState:
         self._harness: Harness | None = None
         self.episodes: list[dict[str, Any]] = []
         self.builds: dict[str, dict[str, Any]] = {}
+        self.collections: dict[str, dict[str, Any]] = {}
         self.failed_items: list[str] = []
         self.summary_lines: list[str] = []
 
@@ -197,6 +199,12 @@ class _ResultCollector:
         for name, value in report.user_properties:
             if name == "alma_episodes" and isinstance(value, list):
                 self.state.episodes.extend(value)
+            elif name == "alma_collection" and isinstance(value, dict):
+                # Keyed by task: every design has the same collection items; keep the record
+                # that says the episode was played (its tokens were spent then).
+                key = json.dumps(value.get("task"), sort_keys=True)
+                if key not in self.state.collections or value.get("played_now"):
+                    self.state.collections[key] = value
             elif name == "alma_build" and isinstance(value, dict) and value:
                 self.state.builds[str(value.get("design"))] = value
         if report.failed:
@@ -218,8 +226,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state.is_worker:
         state.close()
         return
-    if state.services is not None and state.episodes:
-        state.summary_lines = state.services.finish(state.episodes, state.builds)
+    if state.services is not None and (state.episodes or state.collections):
+        state.summary_lines = state.services.finish(
+            state.episodes, state.builds, list(state.collections.values())
+        )
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

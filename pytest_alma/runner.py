@@ -33,6 +33,7 @@ from pytest_alma.design import (
 )
 from pytest_alma.envs.base import Environment, load_environment
 from pytest_alma.llm.client import LLMClient
+from pytest_alma.llm.errors import LLMError
 from pytest_alma.llm.pricing import PriceTable
 from pytest_alma.protocol import DeployEpisode, Plan, PlanSettings, derive_seed, make_plan
 from pytest_alma.records import EpisodeResult, Task, TokenCount, Trajectory
@@ -95,7 +96,6 @@ class DesignLLMFacade:
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         return await self._client.embed(list(texts), model=self._embed_model, tag=self.role)
-
 
 
 class Harness:
@@ -244,6 +244,21 @@ class Harness:
             )
             return trajectory, True
 
+    def collection_record(self, task: Task) -> dict[str, Any]:
+        """A small JSON record of a stored collection episode (for results.json)."""
+        path = self.store.collection_path(task.env, self.collection_key(task))
+        data = read_json(path)
+        trajectory = data["trajectory"]
+        return {
+            "task": task.to_json(),
+            "score": trajectory["score"],
+            "success": trajectory["success"],
+            "steps": len(trajectory["steps"]),
+            "error": trajectory.get("error"),
+            "tokens": data["tokens"],
+            "duration_s": data["duration_s"],
+        }
+
     def _play(self, task: Task, memory: dict[str, Any]) -> tuple[Trajectory, MemoryBlock]:
         env = self.env(task.env)
         agent = self.agent_settings(task.env)
@@ -378,23 +393,27 @@ class Harness:
                 memory = aio.run(call_retrieve(design, start, self.settings.design_timeout))
             except DesignCallError as exc:
                 error = f"design error: {exc}"
+            trajectory: Trajectory | None = None
+            block = MemoryBlock("", 0, False)
             if error is None:
-                trajectory, block = aio.run(
-                    play(
-                        handle,
-                        start,
-                        self.client("agent"),
-                        env.instructions(),
-                        memory,
-                        agent,
-                        env.default_action(),
+                try:
+                    trajectory, block = aio.run(
+                        play(
+                            handle,
+                            start,
+                            self.client("agent"),
+                            env.instructions(),
+                            memory,
+                            agent,
+                            env.default_action(),
+                        )
                     )
-                )
-            else:
+                except LLMError as exc:  # budget spent or replay-cache miss: say which
+                    error = f"{type(exc).__name__}: {exc}"
+            if trajectory is None:
                 trajectory = Trajectory(
                     start=start, steps=(), score=0.0, success=False, error=error
                 )
-                block = MemoryBlock("", 0, False)
         finally:
             handle.close()
         retrieve_usage = self._take_usage("design")

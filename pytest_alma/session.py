@@ -69,9 +69,9 @@ class ControllerServices:
     def start(cls, config: pytest.Config, settings: AlmaSettings) -> ControllerServices:
         from pytest_alma.envs.base import load_environment
         from pytest_alma.llm.cache import ResponseCache
+        from pytest_alma.llm.faults import FaultPlan
         from pytest_alma.llm.gateway import Gateway
         from pytest_alma.llm.pricing import PriceTable
-        from pytest_alma.llm.faults import FaultPlan
         from pytest_alma.llm.scripted import ScriptedServer
         from pytest_alma.store import Store
 
@@ -111,6 +111,8 @@ class ControllerServices:
             prices=PriceTable(),
             budget_usd=settings.budget_usd,
             max_concurrency=settings.concurrency,
+            max_retries=settings.llm_retries,
+            timeout_s=settings.llm_timeout,
         )
         gateway.start()
         run_id = new_run_id()
@@ -159,13 +161,16 @@ class ControllerServices:
             self.scripted = None
 
     def finish(
-        self, episodes: list[dict[str, Any]], builds: dict[str, dict[str, Any]]
+        self,
+        episodes: list[dict[str, Any]],
+        builds: dict[str, dict[str, Any]],
+        collection: list[dict[str, Any]],
     ) -> list[str]:
         """Write results.json and summary.md; return the terminal summary lines."""
         from pytest_alma.report import render_summary, terminal_lines
         from pytest_alma.store import atomic_write_json, atomic_write_text
 
-        results = self.results_document(episodes, builds)
+        results = self.results_document(episodes, builds, collection)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.run_dir / "results.json", results)
         atomic_write_text(self.run_dir / "summary.md", render_summary(results))
@@ -175,7 +180,10 @@ class ControllerServices:
         return lines
 
     def results_document(
-        self, episodes: list[dict[str, Any]], builds: dict[str, dict[str, Any]]
+        self,
+        episodes: list[dict[str, Any]],
+        builds: dict[str, dict[str, Any]],
+        collection: list[dict[str, Any]],
     ) -> dict[str, Any]:
         ordered = sorted(
             episodes,
@@ -194,6 +202,7 @@ class ControllerServices:
             "commit": commit_info(self.rootdir),
             "designs": builds,
             "llm": accounting,
+            "collection": sorted(collection, key=lambda c: c["task"]["task_id"]),
             "episodes": ordered,
         }
 

@@ -113,6 +113,9 @@ OPTIONS: tuple[Option, ...] = (
         300.0,
         _non_negative_float,
     ),
+    Option("llm-timeout", "seconds per upstream LLM attempt before it is retried", 120.0,
+           _non_negative_float),
+    Option("llm-retries", "retries of a failed upstream LLM call (429, 5xx, timeouts)", 3, int),
     Option("concurrency", "concurrent upstream LLM calls (across all workers)", 16, _positive_int),
     Option(
         "store", "directory for shared collection episodes, memory snapshots and the cache", ".alma"
@@ -152,6 +155,8 @@ class AlmaSettings:
     history: int
     memory_cap: int
     design_timeout: float
+    llm_timeout: float
+    llm_retries: int
     concurrency: int
     store: str
     reports: str
@@ -178,6 +183,8 @@ class AlmaSettings:
             "history": self.history,
             "memory_cap": self.memory_cap,
             "design_timeout": self.design_timeout,
+            "llm_timeout": self.llm_timeout,
+            "llm_retries": self.llm_retries,
             "concurrency": self.concurrency,
             "faults": self.faults,
             "scripted_latency": self.scripted_latency,
@@ -249,6 +256,8 @@ def resolve(
         history=values["history"],
         memory_cap=values["memory-cap"],
         design_timeout=values["design-timeout"],
+        llm_timeout=values["llm-timeout"],
+        llm_retries=values["llm-retries"],
         concurrency=values["concurrency"],
         store=values["store"],
         reports=values["reports"],

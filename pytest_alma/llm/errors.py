@@ -15,9 +15,14 @@ class LLMError(Exception):
 class CacheMissError(LLMError):
     """A request was not in the response cache and the cache is in replay-only mode."""
 
+    #: The agent loop re-raises fatal errors instead of ending the episode quietly.
+    alma_fatal = True
+
 
 class BudgetExceededError(LLMError):
     """The session's dollar budget (``--alma-budget-usd``) is spent; no new upstream calls."""
+
+    alma_fatal = True
 
 
 class LLMUnavailableError(LLMError):

@@ -1,0 +1,118 @@
+"""Faults, kills, sequential rollouts and --lf, run as users run them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import QUICK, results_of
+
+
+def test_injected_faults_are_retried_and_accounting_adds_up(project: pytest.Pytester) -> None:
+    faults = "--alma-faults=429@2,500@4,timeout@6,malformed@8,slow@10,429@11-12"
+    result = project.runpytest_subprocess(
+        *QUICK, faults, "--alma-llm-timeout=1", "--alma-cache=off", "-n", "2"
+    )
+    result.assert_outcomes(passed=10)
+    data = results_of(project)
+    totals = data["llm"]["totals"]
+    assert totals["retries"] >= 6, totals
+    deploy_calls = sum(
+        e["agent_tokens"]["calls"] + e["retrieve_tokens"]["calls"] for e in data["episodes"]
+    )
+    collect_calls = sum(c["tokens"]["calls"] for c in data["collection"] if c["played_now"])
+    update_calls = sum(b["update_tokens"]["calls"] for b in data["designs"].values())
+    # Every successful call seen by a worker is one call at the gateway, across both workers.
+    assert totals["calls"] == deploy_calls + collect_calls + update_calls
+    prompt = sum(e["agent_tokens"]["prompt_tokens"] for e in data["episodes"]) + sum(
+        c["tokens"]["prompt_tokens"] for c in data["collection"] if c["played_now"]
+    )
+    assert totals["prompt_tokens"] == prompt
+
+
+def test_sequential_rollout_updates_between_episodes(project: pytest.Pytester) -> None:
+    result = project.runpytest_subprocess(
+        "--alma-limit=6",
+        "--alma-repeats=2",
+        "--alma-max-steps=8",
+        "--alma-rollout=sequential",
+        "-v",
+    )
+    # per design: contract + 3 collect + 2 streams
+    result.assert_outcomes(passed=2 * (1 + 3 + 2))
+    result.stdout.fnmatch_lines(["*example_rules.py::babaisai::stream?r1? PASSED*"])
+    data = results_of(project)
+    example = [e for e in data["episodes"] if e["design"] == "example_rules"]
+    assert len(example) == 3 * 2
+    assert all("update_tokens" in e["extra"] for e in example)
+
+
+def test_last_failed_reruns_only_the_broken_design(project: pytest.Pytester) -> None:
+    (project.path / "designs" / "bad.py").write_text(
+        "from pytest_alma import MemoryDesign\n"
+        "class Bad(MemoryDesign):\n"
+        "    async def general_update(self, t):\n"
+        "        pass\n"
+        "    async def general_retrieve(self, task):\n"
+        "        raise RuntimeError('still broken')\n"
+    )
+    first = project.runpytest_subprocess(*QUICK)
+    first.assert_outcomes(passed=12, failed=3)
+    again = project.runpytest_subprocess(*QUICK, "--lf")
+    again.assert_outcomes(failed=3)
+    assert "still broken" in again.stdout.str()
+
+
+def test_sigkill_mid_run_then_rerun_reuses_finished_work(project: pytest.Pytester) -> None:
+    store = project.path / ".alma"
+    args = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:xdist",
+        "--alma-limit=8",
+        "--alma-repeats=1",
+        "--alma-max-steps=10",
+        "--alma-scripted-latency=40",
+    ]
+    proc = subprocess.Popen(
+        args,
+        cwd=project.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    collection_dir = store / "collection" / "babaisai"
+    while time.monotonic() < deadline:
+        if collection_dir.exists() and len(list(collection_dir.glob("*.json"))) >= 2:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    finished = sorted(p.name for p in collection_dir.glob("*.json"))
+    assert finished, "the first run was killed before it finished any episode"
+    # Nothing half-written: no temporary files left as results, the cache database is sound.
+    with sqlite3.connect(store / "llm_cache.sqlite") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        cached_rows = db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+    assert cached_rows > 0
+
+    result = project.runpytest_subprocess(
+        "-p", "no:xdist", "--alma-limit=8", "--alma-repeats=1", "--alma-max-steps=10"
+    )
+    result.assert_outcomes(passed=2 * (1 + 4 + 4))
+    data = results_of(project)
+    reused = [c for c in data["collection"] if not c["played_now"]]
+    assert len(reused) >= len(finished)
+    calls = sum(e["agent_tokens"]["calls"] for e in data["episodes"])
+    assert data["llm"]["totals"]["cache_hits"] > 0 and calls > 0
