@@ -111,7 +111,13 @@ def _fail_on_errors(results: list[EpisodeResult]) -> None:
 
 def _collect_test(task: Task) -> Callable[..., None]:
     def collection_episode(request: pytest.FixtureRequest, alma_harness: Any) -> None:
-        trajectory, played_now = alma_harness.collect(task)
+        from pytest_alma.llm.errors import LLMError
+
+        try:
+            trajectory, played_now = alma_harness.collect(task)
+        except LLMError as exc:
+            message = f"collection episode {task.label}: {type(exc).__name__}: {exc}"
+            raise HarnessError(message) from None
         record = alma_harness.collection_record(task)
         record["played_now"] = played_now
         request.node.user_properties.append((COLLECTION_PROPERTY, record))

@@ -49,7 +49,7 @@ def check_basic_contract(harness: Harness, loaded: LoadedDesign) -> None:
         episode.close()
     trajectory = Trajectory(start=start, steps=tuple(steps), score=score, success=success)
     timeout = harness.settings.design_timeout
-    design = instantiate(loaded, harness._context(loaded, "contract"))
+    design = instantiate(loaded, harness.design_context(loaded, "contract"))
     aio.run(call_retrieve(design, start, timeout))
     aio.run(call_update(design, trajectory, timeout))
     first = aio.run(call_retrieve(design, start, timeout))
@@ -59,7 +59,8 @@ def check_basic_contract(harness: Harness, loaded: LoadedDesign) -> None:
             f"{loaded.cls.__name__}.general_retrieve gave different answers for the same task "
             "on the same memory; retrieve must be a function of the memory state"
         )
-    restored = restore(loaded, harness._context(loaded, "contract-restored"), snapshot(design))
+    context = harness.design_context(loaded, "contract-restored")
+    restored = restore(loaded, context, snapshot(design))
     again = aio.run(call_retrieve(restored, start, timeout))
     if json.dumps(again, sort_keys=True) != json.dumps(first, sort_keys=True):
         raise DesignCallError(

@@ -208,6 +208,10 @@ def render_summary(results: dict[str, Any]) -> str:
         out.append(tabulate(table_rows(rows), headers=HEADERS, tablefmt="github"))
     else:
         out.append("No deployment episodes finished.")
+    calls = sum(_tokens(e)[2] for e in results.get("episodes", []))
+    cached = sum(_tokens(e)[3] for e in results.get("episodes", []))
+    if calls:
+        out += ["", f"LLM calls in deployment: {calls}, answered from cache: {cached}."]
     out += ["", "## Memory calls", ""]
     call_rows = [
         [

@@ -168,6 +168,9 @@ class Harness:
         return self._clients[role]
 
     def close(self) -> None:
+        """Close the LLM clients' connections and this process's event loop."""
+        for client in self._clients.values():
+            aio.run(client.aclose())
         self._clients.clear()
         aio.close()
 
@@ -281,7 +284,8 @@ class Harness:
 
     # -- memory -------------------------------------------------------------------------------
 
-    def _context(self, loaded: LoadedDesign, label: str) -> DesignContext:
+    def design_context(self, loaded: LoadedDesign, label: str) -> DesignContext:
+        """A fresh context for a design instance: gateway LLM, seeded rng, scratch dir."""
         scratch = self.store.root / "scratch" / f"{loaded.name}-{loaded.source_hash}" / label
         scratch.mkdir(parents=True, exist_ok=True)
         seed = derive_seed(self.settings.seed, loaded.source_hash, label)
@@ -318,7 +322,7 @@ class Harness:
 
     def _build_memory(self, loaded: LoadedDesign, env_name: str, path: Path) -> None:
         started = time.perf_counter()
-        design = instantiate(loaded, self._context(loaded, f"{env_name}-build"))
+        design = instantiate(loaded, self.design_context(loaded, f"{env_name}-build"))
         facade = design.ctx.llm
         assert isinstance(facade, DesignLLMFacade)
         facade.role = "design.update"
@@ -353,7 +357,7 @@ class Harness:
 
     def _design_for(self, loaded: LoadedDesign, env_name: str, label: str) -> MemoryDesign:
         blob = self.built_memory(loaded, env_name)
-        return restore(loaded, self._context(loaded, f"{env_name}-{label}"), blob)
+        return restore(loaded, self.design_context(loaded, f"{env_name}-{label}"), blob)
 
     def deploy(self, loaded: LoadedDesign, episode: DeployEpisode) -> EpisodeResult:
         """One batched deployment episode: retrieve once on the frozen memory, then play."""

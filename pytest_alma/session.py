@@ -64,6 +64,7 @@ class ControllerServices:
     gateway: Any
     scripted: Any
     started: float
+    workers: int | None = None
 
     @classmethod
     def start(cls, config: pytest.Config, settings: AlmaSettings) -> ControllerServices:
@@ -128,6 +129,7 @@ class ControllerServices:
             gateway=gateway,
             scripted=scripted,
             started=time.time(),
+            workers=_xdist_workers(config),
         )
 
     def harness_config_json(self) -> dict[str, Any]:
@@ -198,7 +200,7 @@ class ControllerServices:
             "model": self.model,
             "test_double": self.test_double,
             "settings": self.settings.to_json(),
-            "machine": machine_info(),
+            "machine": {**machine_info(), "xdist_workers": self.workers},
             "commit": commit_info(self.rootdir),
             "designs": builds,
             "llm": accounting,
@@ -215,8 +217,16 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
-        "xdist_workers": os.environ.get("PYTEST_XDIST_WORKER_COUNT"),
     }
+
+
+def _xdist_workers(config: pytest.Config) -> int | None:
+    """How many xdist workers this session runs (None without xdist)."""
+    value = getattr(config.option, "numprocesses", None)
+    dist = getattr(config.option, "dist", "no")
+    if not value or dist == "no":
+        return None
+    return int(value) if str(value).isdigit() else None
 
 
 def commit_info(root: Path) -> dict[str, Any]:

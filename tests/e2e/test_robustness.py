@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -116,3 +117,39 @@ def test_sigkill_mid_run_then_rerun_reuses_finished_work(project: pytest.Pyteste
     assert len(reused) >= len(finished)
     calls = sum(e["agent_tokens"]["calls"] for e in data["episodes"])
     assert data["llm"]["totals"]["cache_hits"] > 0 and calls > 0
+
+
+def test_retrieved_memory_reaches_the_agent_and_changes_what_it_does(
+    project: pytest.Pytester,
+) -> None:
+    """A design whose memory is a fixed action list: the scripted agent replays it whenever no
+    win rule is visible, so its moves in those episodes must follow the memory exactly."""
+    (project.path / "designs" / "fixed_plan.py").write_text(
+        "from pytest_alma import MemoryDesign\n"
+        "PLAN = ['down', 'down', 'right', 'up', 'left', 'left', 'down', 'right']\n"
+        "class FixedPlan(MemoryDesign):\n"
+        "    async def general_update(self, t):\n"
+        "        pass\n"
+        "    async def general_retrieve(self, task):\n"
+        "        return {'plan_actions': PLAN}\n"
+    )
+    project.runpytest_subprocess(
+        "--alma-split=all", "--alma-limit=20", "--alma-repeats=1", "--alma-max-steps=8"
+    ).assert_outcomes(passed=3 * (1 + 10 + 10))
+    data = results_of(project)
+    plan = ["down", "down", "right", "up", "left", "left", "down", "right"]
+    followed = 0
+    for e in data["episodes"]:
+        if e["design"] != "fixed_plan":
+            continue
+        record = json.loads(Path(e["trajectory_path"]).read_text())
+        assert record["memory"] == {"plan_actions": plan}
+        steps = record["trajectory"]["steps"]
+        seen = [record["trajectory"]["start"]["observation"]] + [s["observation"] for s in steps]
+        for k, step in enumerate(steps):
+            rules = seen[k].split("Objects on the map:")[0]
+            if " is win" not in rules:
+                # The policy's rule (b): no win rule in view, so replay the memory's list.
+                assert step["action"] == plan[k], (k, seen[k])
+                followed += 1
+    assert followed > 0, "no deployment episode started without a win rule"
