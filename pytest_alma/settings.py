@@ -113,8 +113,12 @@ OPTIONS: tuple[Option, ...] = (
         300.0,
         _non_negative_float,
     ),
-    Option("llm-timeout", "seconds per upstream LLM attempt before it is retried", 120.0,
-           _non_negative_float),
+    Option(
+        "llm-timeout",
+        "seconds per upstream LLM attempt before it is retried",
+        120.0,
+        _non_negative_float,
+    ),
     Option("llm-retries", "retries of a failed upstream LLM call (429, 5xx, timeouts)", 3, int),
     Option("concurrency", "concurrent upstream LLM calls (across all workers)", 16, _positive_int),
     Option(

@@ -307,8 +307,7 @@ class LLMClient:
                     return _RawReply(body, response.headers)
             except TimeoutError as err:
                 raise LLMUnavailableError(
-                    f"the LLM gateway at {self.base_url} did not answer within "
-                    f"{self.timeout_s:g}s"
+                    f"the LLM gateway at {self.base_url} did not answer within {self.timeout_s:g}s"
                 ) from err
             except aiohttp.ClientConnectionError as err:
                 if attempt < self.max_retries:
