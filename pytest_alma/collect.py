@@ -45,48 +45,88 @@ class AlmaItem(pytest.Function):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
 
+    @classmethod
+    def from_parent(cls, parent: Any, **kw: Any) -> AlmaItem:
+        item: AlmaItem = super().from_parent(parent, **kw)
+        _align_structured_id(item)
+        return item
+
     def reportinfo(self) -> tuple[Path, int | None, str]:
         # Point at the design file (not at this module, where the test function lives); the
         # item name is the "domain" pytest appends to the file in verbose output.
         return self.path, None, self.name
 
 
+def _align_structured_id(item: pytest.Item) -> None:
+    """Make ``deploy[label]`` items match their own ids when pytest parses id strings.
+
+    pytest 9.2 keeps a structured node id and parses id strings (the ``--lf`` cache,
+    ``--deselect``) into a name and a ``[params]`` part; an item named ``deploy[x]`` that was not
+    made by ``parametrize`` would keep ``deploy[x]`` as its name and never match its own cache
+    entry. Older pytest versions have no structured id and need nothing.
+    """
+    current = getattr(item, "_id", None)
+    parent_id = getattr(item.parent, "_id", None)
+    if current is None or parent_id is None or not hasattr(current, "with_params"):
+        return
+    base, bracket, params = item.name.partition("[")
+    if bracket and params.endswith("]"):
+        item._id = parent_id.child(base).with_params(params[:-1])  # type: ignore[attr-defined]
+
+
 class DesignFile(pytest.File):
-    """A memory design module, collected as a test target."""
+    """A memory design module, collected as a test target.
+
+    Its children are the ``contract`` item and one :class:`EnvironmentNode` per environment, so
+    node ids nest as pytest expects (``-k``, ``--lf`` and ``--deselect`` work on every level).
+    """
+
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        from pytest_alma.plugin import get_session_state
+
+        state = get_session_state(self.config)
+        try:
+            self.loaded: LoadedDesign | None = load_design(self.path)
+            self.load_error: DesignError | None = None
+        except DesignError as exc:
+            self.loaded, self.load_error = None, exc
+        yield self.make_item(self, "contract", _contract_test(self.loaded))
+        for env_name in state.settings.envs:
+            yield EnvironmentNode.from_parent(self, name=env_name)
+
+    def make_item(
+        self, parent: pytest.Collector, name: str, body: Callable[..., None]
+    ) -> pytest.Item:
+        """An item that runs ``body``, or fails with the load error of a broken design file."""
+        if self.load_error is not None:
+            body = _failing(self.load_error)
+        item: pytest.Item = AlmaItem.from_parent(parent, name=name, callobj=body)
+        return item
+
+
+class EnvironmentNode(pytest.Collector):
+    """One environment's episodes of one design (collection, then deployment)."""
 
     def collect(self) -> Iterator[pytest.Item]:
         from pytest_alma.plugin import get_session_state
 
+        design_file = self.parent
+        assert isinstance(design_file, DesignFile)
+        loaded = design_file.loaded
         state = get_session_state(self.config)
-        loaded: LoadedDesign | None = None
-        load_error: DesignError | None = None
-        try:
-            loaded = load_design(self.path)
-        except DesignError as exc:
-            load_error = exc
-
-        def make(name: str, body: Callable[..., None]) -> pytest.Item:
-            if load_error is not None:
-                body = _failing(load_error)
-            return AlmaItem.from_parent(self, name=name, callobj=body)
-
-        yield make("contract", _contract_test(loaded))
-        harness = state.harness()
-        for env_name in state.settings.envs:
-            plan = harness.plan(env_name)
-            for task in plan.collection:
-                yield make(f"{env_name}::collect[{task.label}]", _collect_test(task))
-            if state.settings.rollout == "sequential":
-                for repeat in range(1, plan.settings.repeats + 1):
-                    yield make(
-                        f"{env_name}::stream[r{repeat}]",
-                        _stream_test(loaded, env_name, repeat),
-                    )
-            else:
-                for episode in plan.deployment:
-                    yield make(
-                        f"{env_name}::deploy[{episode.label}]", _deploy_test(loaded, episode)
-                    )
+        plan = state.harness().plan(self.name)
+        for task in plan.collection:
+            yield design_file.make_item(self, f"collect[{task.label}]", _collect_test(task))
+        if state.settings.rollout == "sequential":
+            for repeat in range(1, plan.settings.repeats + 1):
+                yield design_file.make_item(
+                    self, f"stream[r{repeat}]", _stream_test(loaded, self.name, repeat)
+                )
+        else:
+            for episode in plan.deployment:
+                yield design_file.make_item(
+                    self, f"deploy[{episode.label}]", _deploy_test(loaded, episode)
+                )
 
 
 def _failing(error: DesignError) -> Callable[..., None]:
