@@ -71,7 +71,9 @@ def _align_structured_id(item: pytest.Item) -> None:
         return
     base, bracket, params = item.name.partition("[")
     if bracket and params.endswith("]"):
-        item._id = parent_id.child(base).with_params(params[:-1])  # type: ignore[attr-defined]
+        # Through Any: pytest versions differ on whether Node declares ``_id``.
+        node: Any = item
+        node._id = parent_id.child(base).with_params(params[:-1])
 
 
 class DesignFile(pytest.File):
