@@ -10,6 +10,7 @@ stream). Everything the outcome depends on is part of the keys under which work 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import random
@@ -18,6 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
+from filelock import Timeout as FileLockTimeout
 
 from pytest_alma import aio
 from pytest_alma.agent import AgentSettings, MemoryBlock, play
@@ -33,7 +37,7 @@ from pytest_alma.design import (
     snapshot,
 )
 from pytest_alma.envs.base import Environment, load_environment
-from pytest_alma.llm.client import LLMClient
+from pytest_alma.llm.client import LLMClient, UsageLog
 from pytest_alma.llm.errors import LLMError
 from pytest_alma.llm.pricing import PriceTable
 from pytest_alma.protocol import DeployEpisode, Plan, PlanSettings, derive_seed, make_plan
@@ -166,15 +170,18 @@ class Harness:
     def client(self, role: str) -> LLMClient:
         """One client per role per process (clients bind to the process's event loop)."""
         if role not in self._clients:
-            self._clients[role] = LLMClient(
-                base_url=self.config.gateway_url,
-                token=self.config.gateway_token,
-                model=self.config.model,
-                temperature=self.settings.temperature,
-                seed=self.settings.seed,
-                tag=role,
-            )
+            self._clients[role] = self._new_client(role)
         return self._clients[role]
+
+    def _new_client(self, role: str) -> LLMClient:
+        return LLMClient(
+            base_url=self.config.gateway_url,
+            token=self.config.gateway_token,
+            model=self.config.model,
+            temperature=self.settings.temperature,
+            seed=self.settings.seed,
+            tag=role,
+        )
 
     def close(self) -> None:
         """Close the LLM clients' connections and this process's event loop."""
@@ -185,7 +192,10 @@ class Harness:
 
     def _take_usage(self, role: str) -> TokenCount:
         """What the role's client used since the last call, with its cost (None = unknown)."""
-        log = self.client(role).take_usage()
+        return self._usage_of(self.client(role).take_usage())
+
+    def _usage_of(self, log: UsageLog) -> TokenCount:
+        """A client usage log as token counts with their cost (None = unknown)."""
         cost: float | None = 0.0
         chat_calls = embed_calls = 0
         for record in log.records:
@@ -245,26 +255,81 @@ class Harness:
         Shared by every design and every session with the same settings: the first process to
         need it plays it under a lock; everyone else reads the file.
         """
-        key = self.collection_key(task)
-        path = self.store.collection_path(task.env, key)
+        path = self.store.collection_path(task.env, self.collection_key(task))
         if path.exists():
             return Trajectory.from_json(read_json(path)["trajectory"]), False
-        with self.store.lock(f"collect-{key}"):
+        with self.store.lock(f"collect-{self.collection_key(task)}"):
             if path.exists():
                 return Trajectory.from_json(read_json(path)["trajectory"]), False
             started = time.perf_counter()
             trajectory, _ = self._play(task, memory={})
-            usage = self._take_usage("agent")
-            atomic_write_json(
-                path,
-                {
-                    "trajectory": trajectory.to_json(),
-                    "tokens": usage.to_json(),
-                    "duration_s": time.perf_counter() - started,
-                    "key": self.run_key(task.env),
-                },
-            )
+            self._store_collection(task, trajectory, self._take_usage("agent"), started)
             return trajectory, True
+
+    def ensure_collected(self, tasks: Sequence[Task]) -> None:
+        """Play every collection episode of ``tasks`` that nobody has played or started yet.
+
+        They run concurrently in this process (each under its own lock), so that a memory build
+        that finds the collection phase unfinished waits about one episode instead of playing
+        the rest one after another while every other worker waits for the memory. Episodes that
+        another process is playing are left to it (:meth:`collect` then waits for their file).
+        """
+        held: list[tuple[Task, FileLock]] = []
+        try:
+            for task in tasks:
+                key = self.collection_key(task)
+                if self.store.collection_path(task.env, key).exists():
+                    continue
+                lock = self.store.file_lock(f"collect-{key}")
+                try:
+                    lock.acquire(timeout=0)
+                except FileLockTimeout:
+                    continue  # another process is playing it
+                held.append((task, lock))
+            # Re-checked under the locks: a file may have appeared before we took its lock.
+            todo = [
+                t
+                for t, _ in held
+                if not self.store.collection_path(t.env, self.collection_key(t)).exists()
+            ]
+            if todo:
+                aio.run(self._collect_concurrently(todo))
+        finally:
+            for _, lock in held:
+                lock.release()
+
+    async def _collect_concurrently(self, tasks: Sequence[Task]) -> None:
+        limit = asyncio.Semaphore(self.settings.concurrency)
+
+        async def one(task: Task) -> None:
+            async with limit:
+                # A client of its own, so that its usage log is this episode's alone.
+                client = self._new_client("agent")
+                started = time.perf_counter()
+                try:
+                    trajectory, _ = await self._play_async(task, {}, client)
+                    usage = self._usage_of(client.take_usage())
+                finally:
+                    await client.aclose()
+                self._store_collection(task, trajectory, usage, started)
+
+        outcomes = await asyncio.gather(*(one(t) for t in tasks), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    def _store_collection(
+        self, task: Task, trajectory: Trajectory, usage: TokenCount, started: float
+    ) -> None:
+        atomic_write_json(
+            self.store.collection_path(task.env, self.collection_key(task)),
+            {
+                "trajectory": trajectory.to_json(),
+                "tokens": usage.to_json(),
+                "duration_s": time.perf_counter() - started,
+                "key": self.run_key(task.env),
+            },
+        )
 
     def collection_record(self, task: Task) -> dict[str, Any]:
         """A small JSON record of a stored collection episode (for results.json)."""
@@ -282,21 +347,18 @@ class Harness:
         }
 
     def _play(self, task: Task, memory: dict[str, Any]) -> tuple[Trajectory, MemoryBlock]:
+        return aio.run(self._play_async(task, memory, self.client("agent")))
+
+    async def _play_async(
+        self, task: Task, memory: dict[str, Any], client: LLMClient
+    ) -> tuple[Trajectory, MemoryBlock]:
         env = self.env(task.env)
         agent = self.agent_settings(task.env)
         episode = env.open(task, agent.max_steps)
         try:
             start = episode.reset()
-            return aio.run(
-                play(
-                    episode,
-                    start,
-                    self.client("agent"),
-                    env.instructions(),
-                    memory,
-                    agent,
-                    env.default_action(),
-                )
+            return await play(
+                episode, start, client, env.instructions(), memory, agent, env.default_action()
             )
         finally:
             episode.close()
@@ -352,6 +414,7 @@ class Harness:
         facade.role = "design.update"
         self._take_usage("design")
         updates = 0
+        self.ensure_collected(self.plan(env_name).collection)
         for task in self.plan(env_name).collection:
             trajectory, _ = self.collect(task)
             aio.run(call_update(design, trajectory, self.settings.design_timeout))

@@ -79,6 +79,12 @@ class Store:
     def cache_path(self) -> Path:
         return self.root / "llm_cache.sqlite"
 
+    def file_lock(self, name: str) -> FileLock:
+        """The named inter-process lock, to acquire and release by hand."""
+        path = self.root / "locks" / f"{name}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(path))
+
     @contextmanager
     def lock(self, name: str, timeout_s: float = -1) -> Iterator[None]:
         """Hold the named inter-process lock (waits forever by default)."""
