@@ -327,6 +327,8 @@ class Harness:
                 "trajectory": trajectory.to_json(),
                 "tokens": usage.to_json(),
                 "duration_s": time.perf_counter() - started,
+                # Wall-clock end, so that a run's timeline (benchmarks, reports) can be drawn.
+                "ended_at": time.time(),
                 "key": self.run_key(task.env),
             },
         )
@@ -344,6 +346,7 @@ class Harness:
             "error": trajectory.get("error"),
             "tokens": data["tokens"],
             "duration_s": data["duration_s"],
+            "ended_at": data.get("ended_at"),
         }
 
     def _play(self, task: Task, memory: dict[str, Any]) -> tuple[Trajectory, MemoryBlock]:
@@ -545,7 +548,10 @@ class Harness:
             duration_s=time.perf_counter() - started,
             trajectory_path=str(path),
             error=error,
-            extra={"update_tokens": update_usage.to_json()} if update_after else {},
+            extra={
+                "ended_at": time.time(),
+                **({"update_tokens": update_usage.to_json()} if update_after else {}),
+            },
         )
 
     def _write_trajectory(

@@ -25,6 +25,7 @@ from pytest_alma.runner import HarnessConfig
 from pytest_alma.settings import AlmaSettings, SettingsError
 
 SCRIPTED_MODEL = "scripted"
+GATEWAY_SWITCH_INTERVAL_S = 0.0005
 TEST_DOUBLE_BANNER = (
     "pytest-alma: the agent is the SCRIPTED TEST DOUBLE, not an LLM. Its scores test the "
     "plumbing only; set --alma-model (and a key or --alma-base-url) for LLM results."
@@ -116,6 +117,10 @@ class ControllerServices:
             timeout_s=settings.llm_timeout,
         )
         gateway.start()
+        # The gateway's thread shares this process's GIL with xdist's event loop. With the
+        # default 5 ms switch interval every hand-over of the GIL to the gateway could wait up
+        # to 5 ms, several times per call (measured: ~15 ms added per call at -n 16).
+        sys.setswitchinterval(GATEWAY_SWITCH_INTERVAL_S)
         run_id = new_run_id()
         reports = Path(settings.reports)
         run_dir = (reports if reports.is_absolute() else rootdir / reports) / run_id
