@@ -66,6 +66,7 @@ class ControllerServices:
     scripted: Any
     started: float
     workers: int | None = None
+    previous_switch_interval: float | None = None
 
     @classmethod
     def start(cls, config: pytest.Config, settings: AlmaSettings) -> ControllerServices:
@@ -120,6 +121,7 @@ class ControllerServices:
         # The gateway's thread shares this process's GIL with xdist's event loop. With the
         # default 5 ms switch interval every hand-over of the GIL to the gateway could wait up
         # to 5 ms, several times per call (measured: ~15 ms added per call at -n 16).
+        previous_switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(GATEWAY_SWITCH_INTERVAL_S)
         run_id = new_run_id()
         reports = Path(settings.reports)
@@ -135,6 +137,7 @@ class ControllerServices:
             scripted=scripted,
             started=time.time(),
             workers=_xdist_workers(config),
+            previous_switch_interval=previous_switch_interval,
         )
 
     def harness_config_json(self) -> dict[str, Any]:
@@ -160,6 +163,9 @@ class ControllerServices:
         return lines
 
     def stop(self) -> None:
+        if self.previous_switch_interval is not None:
+            sys.setswitchinterval(self.previous_switch_interval)
+            self.previous_switch_interval = None
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None
