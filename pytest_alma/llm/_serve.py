@@ -10,7 +10,8 @@ import asyncio
 import socket
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
@@ -135,3 +136,38 @@ class LoopbackServer:
             loop.call_soon_threadsafe(loop.stop)
         thread.join()
         self._thread = None
+
+
+class LoopbackService:
+    """Lifecycle shared by the servers built on :class:`LoopbackServer`.
+
+    Subclasses set ``self._server`` in their constructor; this gives them ``base_url``,
+    ``start``/``stop`` and the context-manager protocol.
+    """
+
+    _server: LoopbackServer
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1`` (only while running)."""
+        return f"http://{LOOPBACK}:{self._server.port}/v1"
+
+    def start(self) -> Self:
+        """Start serving; returns ``self``."""
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (idempotent)."""
+        self._server.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -23,7 +23,6 @@ import json
 import secrets
 from dataclasses import dataclass
 from functools import partial
-from types import TracebackType
 from typing import Any, Literal
 
 import httpx2
@@ -31,7 +30,7 @@ import openai
 from aiohttp import web
 from openai._models import FinalRequestOptions  # only for the retry-delay override's signature
 
-from pytest_alma.llm._serve import LoopbackServer
+from pytest_alma.llm._serve import LoopbackServer, LoopbackService
 from pytest_alma.llm.accounting import Accounting, UsageKey
 from pytest_alma.llm.cache import ResponseCache
 from pytest_alma.llm.errors import CacheMissError
@@ -116,7 +115,7 @@ def _parse_reply(content: bytes, endpoint: Endpoint) -> dict[str, Any]:
     return parsed
 
 
-class Gateway:
+class Gateway(LoopbackService):
     """The loopback OpenAI-compatible proxy for one session (see the module docstring).
 
     Args:
@@ -172,32 +171,10 @@ class Gateway:
         self._semaphore: asyncio.Semaphore | None = None
         self._server = LoopbackServer(self._make_app, name="alma-gateway")
 
-    # -- lifecycle -------------------------------------------------------------------------
-
     @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT/v1``: the base URL clients use (only while running)."""
-        return f"http://127.0.0.1:{self._server.port}/v1"
-
-    def start(self) -> Gateway:
-        """Start serving; returns ``self``."""
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the upstream connections (idempotent)."""
-        self._server.stop()
-
-    def __enter__(self) -> Gateway:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return self.base_url
 
     def accounting(self) -> Accounting:
         """A snapshot of the usage counters."""

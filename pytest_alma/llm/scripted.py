@@ -23,13 +23,12 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 from aiohttp import web
 
-from pytest_alma.llm._serve import LoopbackServer
+from pytest_alma.llm._serve import LoopbackServer, LoopbackService
 from pytest_alma.llm.embedding import DEFAULT_DIMS, embed_text, estimate_tokens
 from pytest_alma.llm.faults import FaultKind, FaultPlan
 from pytest_alma.llm.scripted_babaisai import BabaIsAIPolicy
@@ -68,7 +67,7 @@ def _error(
     return web.json_response(body, status=status, headers=headers)
 
 
-class ScriptedServer:
+class ScriptedServer(LoopbackService):
     """The scripted OpenAI-compatible server, run in a background thread on 127.0.0.1.
 
     Args:
@@ -99,33 +98,6 @@ class ScriptedServer:
         self._by_endpoint: Counter[str] = Counter()
         self._faults: Counter[str] = Counter()
         self._server = LoopbackServer(self._make_app, name="alma-scripted-model")
-
-    # -- lifecycle -------------------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT/v1`` (only while running)."""
-        return f"http://127.0.0.1:{self._server.port}/v1"
-
-    def start(self) -> ScriptedServer:
-        """Start serving; returns ``self``."""
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving (idempotent)."""
-        self._server.stop()
-
-    def __enter__(self) -> ScriptedServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- counters --------------------------------------------------------------------------
 
