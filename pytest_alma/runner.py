@@ -37,6 +37,7 @@ from pytest_alma.design import (
     snapshot,
 )
 from pytest_alma.envs.base import Environment, load_environment
+from pytest_alma.llm.cache import ResponseCache
 from pytest_alma.llm.client import LLMClient, UsageLog
 from pytest_alma.llm.errors import LLMError
 from pytest_alma.llm.pricing import PriceTable
@@ -118,6 +119,12 @@ class Harness:
         self._plans: dict[str, Plan] = {}
         self._blobs: dict[str, bytes] = {}
         self._clients: dict[str, LLMClient] = {}
+        # Cache hits are read in this process; the gateway answers misses (and replay errors).
+        self._cache_reader = (
+            None
+            if self.settings.cache == "off"
+            else ResponseCache(self.store.cache_path, mode="ro")
+        )
         # Keys depend only on the settings, the task and the design's source hash, all fixed
         # for the life of a harness, so they are computed once. Recomputing memory_key for
         # every deployment item hashed the canonical JSON of every collection task (measured:
@@ -181,6 +188,7 @@ class Harness:
             temperature=self.settings.temperature,
             seed=self.settings.seed,
             tag=role,
+            cache=self._cache_reader,
         )
 
     def close(self) -> None:

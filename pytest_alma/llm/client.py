@@ -37,6 +37,7 @@ import aiohttp
 import numpy as np
 
 from pytest_alma.llm.accounting import TokenUsage
+from pytest_alma.llm.cache import ResponseCache, cache_key
 from pytest_alma.llm.errors import (
     BudgetExceededError,
     CacheMissError,
@@ -132,7 +133,11 @@ class LLMClient:
         tag: default accounting tag (e.g. ``"agent"``, ``"design.update"``).
         scope: accounting scope (e.g. the design name).
         embedding_model: default model for :meth:`embed`.
-        max_retries: SDK retries towards the gateway (0: the gateway already retries).
+        max_retries: retries of connection failures towards the gateway (0: none).
+        cache: a read-only view (mode ``"ro"``) of the gateway's response cache; hits are read
+            from it directly instead of asking the gateway. ``None``: every call goes to the
+            gateway.
+        cache_namespace: the gateway's cache namespace (keys must match).
     """
 
     def __init__(
@@ -148,6 +153,8 @@ class LLMClient:
         scope: str = "",
         embedding_model: str = "text-embedding-3-small",
         max_retries: int = 0,
+        cache: ResponseCache | None = None,
+        cache_namespace: str = "",
     ):
         self.base_url = base_url
         self._token = token
@@ -159,6 +166,9 @@ class LLMClient:
         self.scope = scope
         self.embedding_model = embedding_model
         self.max_retries = max_retries
+        # A read-only view of the gateway's cache (mode "ro"): hits are read here directly.
+        self._cache = cache
+        self._cache_namespace = cache_namespace
         self._max_tokens_key = (
             "max_completion_tokens"
             if self.spec.reasoning_effort or _REASONING_MODEL.match(self.spec.name)
@@ -228,7 +238,9 @@ class LLMClient:
             params["response_format"] = dict(response_format)
         tag = tag or self.tag
         started = time.perf_counter()
-        raw = await self._call("/chat/completions", params, tag)
+        raw = self._from_cache("chat/completions", params) or await self._call(
+            "/chat/completions", params, tag
+        )
         data = self._json(raw.content)
         try:
             text = data["choices"][0]["message"].get("content") or ""
@@ -256,7 +268,7 @@ class LLMClient:
         started = time.perf_counter()
         # base64 is the SDK's own default wire format: 4 bytes per float instead of ~20 chars.
         params: dict[str, Any] = {"model": model, "input": list(texts), "encoding_format": "base64"}
-        raw = await self._call("/embeddings", params, tag)
+        raw = self._from_cache("embeddings", params) or await self._call("/embeddings", params, tag)
         data = self._json(raw.content)
         try:
             rows = sorted(data["data"], key=lambda row: int(row.get("index", 0)))
@@ -290,6 +302,21 @@ class LLMClient:
         )
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _from_cache(self, endpoint: str, params: dict[str, Any]) -> _RawReply | None:
+        """A reply read straight from the session's response cache, or None.
+
+        A cache hit needs no model and no key, so it skips the hop to the gateway: measured on
+        a cached re-run at 16 workers, that hop (about 0.8 ms of CPU per call across client and
+        gateway) was most of the run. Misses, and every call in cache mode ``off``, go to the
+        gateway, which also serves replay-only misses as errors.
+        """
+        if self._cache is None:
+            return None
+        entry = self._cache.get(cache_key(endpoint, params, self._cache_namespace))
+        if entry is None:
+            return None
+        return _RawReply(entry.body, {_CACHE_HEADER: "hit"})
 
     async def _call(self, path: str, params: dict[str, Any], tag: str) -> _RawReply:
         # The body is serialised once; the gateway forwards these bytes upstream unchanged.
