@@ -25,7 +25,6 @@ from pytest_alma.runner import HarnessConfig
 from pytest_alma.settings import AlmaSettings, SettingsError
 
 SCRIPTED_MODEL = "scripted"
-GATEWAY_SWITCH_INTERVAL_S = 0.0005
 TEST_DOUBLE_BANNER = (
     "pytest-alma: the agent is the SCRIPTED TEST DOUBLE, not an LLM. Its scores test the "
     "plumbing only; set --alma-model (and a key or --alma-base-url) for LLM results."
@@ -66,16 +65,12 @@ class ControllerServices:
     scripted: Any
     started: float
     workers: int | None = None
-    previous_switch_interval: float | None = None
 
     @classmethod
     def start(cls, config: pytest.Config, settings: AlmaSettings) -> ControllerServices:
         from pytest_alma.envs.base import load_environment
-        from pytest_alma.llm.cache import ResponseCache
-        from pytest_alma.llm.faults import FaultPlan
-        from pytest_alma.llm.gateway import Gateway
-        from pytest_alma.llm.pricing import PriceTable
-        from pytest_alma.llm.scripted import ScriptedServer
+        from pytest_alma.llm.gateway_process import GatewayProcess
+        from pytest_alma.llm.scripted_process import ScriptedServerProcess
         from pytest_alma.store import Store
 
         for env_name in settings.envs:
@@ -88,8 +83,9 @@ class ControllerServices:
         test_double = model == SCRIPTED_MODEL
         scripted = None
         if test_double:
-            faults = FaultPlan.parse(settings.faults) if settings.faults else None
-            scripted = ScriptedServer(latency_s=settings.scripted_latency / 1000.0, faults=faults)
+            scripted = ScriptedServerProcess(
+                latency_s=settings.scripted_latency / 1000.0, faults=settings.faults
+            )
             scripted.start()
             upstream_url: str | None = scripted.base_url
             api_key: str | None = "scripted-test-double"
@@ -106,23 +102,22 @@ class ControllerServices:
                 api_key = "not-needed"  # local servers (Ollama, vLLM) accept any key
         if settings.faults and not test_double:
             raise SettingsError("--alma-faults only applies to the scripted model")
-        cache = ResponseCache(store.cache_path, mode=settings.cache)  # type: ignore[arg-type]
-        gateway = Gateway(
+        gateway = GatewayProcess(
             upstream_base_url=upstream_url,
             upstream_api_key=api_key,
-            cache=cache,
-            prices=PriceTable(),
+            cache_path=str(store.cache_path),
+            cache_mode=settings.cache,
             budget_usd=settings.budget_usd,
             max_concurrency=settings.concurrency,
             max_retries=settings.llm_retries,
             timeout_s=settings.llm_timeout,
         )
-        gateway.start()
-        # The gateway's thread shares this process's GIL with xdist's event loop. With the
-        # default 5 ms switch interval every hand-over of the GIL to the gateway could wait up
-        # to 5 ms, several times per call (measured: ~15 ms added per call at -n 16).
-        previous_switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(GATEWAY_SWITCH_INTERVAL_S)
+        try:
+            gateway.start()
+        except BaseException:
+            if scripted is not None:
+                scripted.stop()
+            raise
         run_id = new_run_id()
         reports = Path(settings.reports)
         run_dir = (reports if reports.is_absolute() else rootdir / reports) / run_id
@@ -137,7 +132,6 @@ class ControllerServices:
             scripted=scripted,
             started=time.time(),
             workers=_xdist_workers(config),
-            previous_switch_interval=previous_switch_interval,
         )
 
     def harness_config_json(self) -> dict[str, Any]:
@@ -163,9 +157,6 @@ class ControllerServices:
         return lines
 
     def stop(self) -> None:
-        if self.previous_switch_interval is not None:
-            sys.setswitchinterval(self.previous_switch_interval)
-            self.previous_switch_interval = None
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None
