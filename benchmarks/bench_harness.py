@@ -67,10 +67,18 @@ def latest_results(root: Path) -> dict[str, Any]:
 
 
 def llm_calls(data: dict[str, Any]) -> tuple[int, int]:
-    """(calls that went upstream and paid the latency, calls answered from the cache)."""
+    """(calls that went upstream and paid the latency, calls answered from the cache).
+
+    Upstream calls are the gateway's; cache hits are counted where they happen (workers read
+    hits from the cache directly, the gateway answers the rest).
+    """
     totals = data["llm"]["totals"]
-    hits = int(totals["cache_hits"])
-    return int(totals["calls"]) - hits, hits
+    upstream = int(totals["calls"]) - int(totals["cache_hits"])
+    hits = int(totals["cache_hits"]) + sum(
+        int(e["agent_tokens"]["cached_calls"]) for e in data["episodes"]
+    )
+    hits += sum(int(c["tokens"]["cached_calls"]) for c in data["collection"] if c["played_now"])
+    return upstream, hits
 
 
 def episode_phase(data: dict[str, Any]) -> float:
