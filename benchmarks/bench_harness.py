@@ -74,9 +74,8 @@ def llm_calls(data: dict[str, Any]) -> tuple[int, int]:
     """
     totals = data["llm"]["totals"]
     upstream = int(totals["calls"]) - int(totals["cache_hits"])
-    hits = int(totals["cache_hits"]) + sum(
-        int(e["agent_tokens"]["cached_calls"]) for e in data["episodes"]
-    )
+    # Episode records count every hit, whether read by the worker or served by the gateway.
+    hits = sum(int(e["agent_tokens"]["cached_calls"]) for e in data["episodes"])
     hits += sum(int(c["tokens"]["cached_calls"]) for c in data["collection"] if c["played_now"])
     return upstream, hits
 
