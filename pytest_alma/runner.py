@@ -104,6 +104,29 @@ class DesignLLMFacade:
         return await self._client.embed(list(texts), model=self._embed_model, tag=self.role)
 
 
+def plan_for(env: Environment, env_name: str, settings: AlmaSettings) -> Plan:
+    """The episode plan of one environment under the session's settings.
+
+    Raises ValueError with the option to fix (an unknown split, too few tasks, a bad limit).
+    """
+    split = settings.split or env.default_split()
+    if split not in env.splits():
+        raise ValueError(
+            f"--alma-split {split!r} is not a split of {env_name}; "
+            f"choose one of {', '.join(env.splits())}"
+        )
+    plan_settings = PlanSettings(
+        env=env_name,
+        split=split,
+        seed=settings.seed,
+        train_size=settings.train_size,
+        repeats=settings.repeats,
+        limit=settings.limit,
+        rollout="sequential" if settings.rollout == "sequential" else "batched",
+    )
+    return make_plan(env.tasks(split), plan_settings)
+
+
 class Harness:
     """Runs the protocol's episodes for one process. See the module docstring."""
 
@@ -147,23 +170,7 @@ class Harness:
 
     def plan(self, env_name: str) -> Plan:
         if env_name not in self._plans:
-            env = self.env(env_name)
-            split = self.settings.split or env.default_split()
-            if split not in env.splits():
-                raise ValueError(
-                    f"--alma-split {split!r} is not a split of {env_name}; "
-                    f"choose one of {', '.join(env.splits())}"
-                )
-            settings = PlanSettings(
-                env=env_name,
-                split=split,
-                seed=self.settings.seed,
-                train_size=self.settings.train_size,
-                repeats=self.settings.repeats,
-                limit=self.settings.limit,
-                rollout="sequential" if self.settings.rollout == "sequential" else "batched",
-            )
-            self._plans[env_name] = make_plan(env.tasks(split), settings)
+            self._plans[env_name] = plan_for(self.env(env_name), env_name, self.settings)
         return self._plans[env_name]
 
     def agent_settings(self, env_name: str) -> AgentSettings:

@@ -71,10 +71,13 @@ class ControllerServices:
         from pytest_alma.envs.base import load_environment
         from pytest_alma.llm.gateway_process import GatewayProcess
         from pytest_alma.llm.scripted_process import ScriptedServerProcess
+        from pytest_alma.runner import plan_for
         from pytest_alma.store import Store
 
         for env_name in settings.envs:
-            load_environment(env_name)  # fail fast, with the list of known environments
+            # Fail fast, before any worker starts: an unknown environment lists the known
+            # ones; a bad split or limit names the option to fix.
+            plan_for(load_environment(env_name), env_name, settings)
         rootdir = Path(config.rootpath)
         store_root = Path(settings.store)
         store = Store(store_root if store_root.is_absolute() else rootdir / store_root)

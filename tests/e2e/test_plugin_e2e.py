@@ -73,3 +73,21 @@ def test_unknown_environment_is_a_usage_error(project: pytest.Pytester) -> None:
     result = project.runpytest_subprocess("--alma-env=babaisia")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*unknown environment 'babaisia'*Did you mean 'babaisai'*"])
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--alma-split=bogus", "*--alma-split 'bogus' is not a split of babaisai; choose one of*"),
+        ("--alma-limit=1", "*--alma-limit must be at least 2*"),
+        ("--alma-rollout=parallel", "*--alma-rollout: invalid value 'parallel'*"),
+        ("--alma-faults=boom@1", "*unknown fault kind 'boom'*"),
+    ],
+)
+def test_bad_options_are_usage_errors_before_any_episode(
+    project: pytest.Pytester, option: str, message: str
+) -> None:
+    result = project.runpytest_subprocess(option, "-n", "2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert not (project.path / "reports").exists()
