@@ -156,12 +156,11 @@ def _collect_test(task: Task) -> Callable[..., None]:
         from pytest_alma.llm.errors import LLMError
 
         try:
-            trajectory, played_now = alma_harness.collect(task)
+            trajectory, _ = alma_harness.collect(task)
         except LLMError as exc:
             message = f"collection episode {task.label}: {type(exc).__name__}: {exc}"
             raise HarnessError(message) from None
-        record = alma_harness.collection_record(task)
-        record["played_now"] = played_now
+        record = alma_harness.collection_record(task)  # says whether this run played it
         request.node.user_properties.append((COLLECTION_PROPERTY, record))
         if trajectory.error:
             raise HarnessError(f"collection episode {task.label}: {trajectory.error}")

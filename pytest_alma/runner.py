@@ -342,8 +342,10 @@ class Harness:
                 "trajectory": trajectory.to_json(),
                 "tokens": usage.to_json(),
                 "duration_s": time.perf_counter() - started,
-                # Wall-clock end, so that a run's timeline (benchmarks, reports) can be drawn.
+                # Wall-clock end, so that a run's timeline (benchmarks, reports) can be drawn,
+                # and the run that played it (a memory build may play it for the collect item).
                 "ended_at": time.time(),
+                "run_id": self.config.run_id,
                 "key": self.run_key(task.env),
             },
         )
@@ -362,6 +364,7 @@ class Harness:
             "tokens": data["tokens"],
             "duration_s": data["duration_s"],
             "ended_at": data.get("ended_at"),
+            "played_now": data.get("run_id") == self.config.run_id,
         }
 
     def _play(self, task: Task, memory: dict[str, Any]) -> tuple[Trajectory, MemoryBlock]:
