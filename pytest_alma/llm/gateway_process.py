@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import urllib.request
 from typing import IO, Any
 
+from pytest_alma.llm._child import ChildService, announce_and_wait
 from pytest_alma.llm.accounting import Accounting
 
 KEY_ENV = "ALMA_GATEWAY_UPSTREAM_KEY"
@@ -39,7 +39,7 @@ class GatewayProcess:
         max_retries: int,
         timeout_s: float,
     ) -> None:
-        self._args = [
+        args = [
             "--cache-path",
             cache_path,
             "--cache-mode",
@@ -52,34 +52,23 @@ class GatewayProcess:
             str(timeout_s),
         ]
         if upstream_base_url:
-            self._args += ["--upstream-url", upstream_base_url]
+            args += ["--upstream-url", upstream_base_url]
         if budget_usd is not None:
-            self._args += ["--budget-usd", str(budget_usd)]
-        self._key = upstream_api_key
-        self._proc: subprocess.Popen[str] | None = None
+            args += ["--budget-usd", str(budget_usd)]
+        env = dict(os.environ)
+        if upstream_api_key is not None:
+            env[KEY_ENV] = upstream_api_key
+        self._child = ChildService(__name__, args, "LLM gateway", env=env)
         self.url = ""
         self.token = ""
 
     def start(self) -> GatewayProcess:
         """Spawn the child and wait for its address and token."""
-        env = dict(os.environ)
-        if self._key is not None:
-            env[KEY_ENV] = self._key
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", __name__, *self._args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        assert self._proc.stdout is not None
-        line = self._proc.stdout.readline().split()
-        if len(line) != 2 or not line[0].startswith("http://127.0.0.1:"):
-            self._proc.kill()
-            _, err = self._proc.communicate(timeout=10)
-            raise RuntimeError(f"the LLM gateway process failed to start:\n{err}")
-        self.url, self.token = line
+        fields = self._child.start()
+        if len(fields) != 2:
+            self._child.stop()
+            raise RuntimeError(f"the LLM gateway process printed {fields!r}, expected URL TOKEN")
+        self.url, self.token = fields
         return self
 
     def stats(self) -> dict[str, Any]:
@@ -98,19 +87,7 @@ class GatewayProcess:
 
     def stop(self) -> None:
         """Stop the child (idempotent)."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.stdin is not None:
-            proc.stdin.close()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        self._child.stop()
 
 
 def _serve(args: argparse.Namespace, stdin: IO[str]) -> None:
@@ -127,9 +104,7 @@ def _serve(args: argparse.Namespace, stdin: IO[str]) -> None:
         timeout_s=args.timeout,
     ).start()
     try:
-        print(gateway.url, gateway.token, flush=True)
-        for _ in stdin:  # block until the parent closes our stdin (or dies)
-            pass
+        announce_and_wait(f"{gateway.url} {gateway.token}", stdin)
     finally:
         gateway.stop()
 

@@ -12,10 +12,10 @@ Run by hand: ``python -m pytest_alma.llm.scripted_process --latency-ms 50 --faul
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from typing import IO
 
+from pytest_alma.llm._child import ChildService, announce_and_wait
 from pytest_alma.llm.faults import FaultPlan
 
 
@@ -27,7 +27,10 @@ class ScriptedServerProcess:
             FaultPlan.parse(faults)  # a bad plan is reported here, not in the child
         self.latency_s = latency_s
         self.faults = faults
-        self._proc: subprocess.Popen[str] | None = None
+        args = ["--latency-ms", str(latency_s * 1000)]
+        if faults:
+            args += ["--faults", faults]
+        self._child = ChildService(__name__, args, "scripted model")
         self._base_url: str | None = None
 
     @property
@@ -39,37 +42,13 @@ class ScriptedServerProcess:
 
     def start(self) -> ScriptedServerProcess:
         """Spawn the child and wait for its address."""
-        args = [sys.executable, "-m", __name__, "--latency-ms", str(self.latency_s * 1000)]
-        if self.faults:
-            args += ["--faults", self.faults]
-        self._proc = subprocess.Popen(
-            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        assert self._proc.stdout is not None
-        line = self._proc.stdout.readline().strip()
-        if not line.startswith("http://127.0.0.1:"):
-            self._proc.kill()
-            _, err = self._proc.communicate(timeout=10)
-            raise RuntimeError(f"the scripted model process failed to start:\n{line}\n{err}")
-        self._base_url = line
+        self._base_url = self._child.start()[0]
         return self
 
     def stop(self) -> None:
         """Stop the child (idempotent)."""
-        proc, self._proc = self._proc, None
         self._base_url = None
-        if proc is None:
-            return
-        if proc.stdin is not None:
-            proc.stdin.close()  # the child exits when its stdin closes
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        self._child.stop()
 
 
 def _serve(latency_ms: float, faults: str | None, stdin: IO[str]) -> None:
@@ -78,9 +57,7 @@ def _serve(latency_ms: float, faults: str | None, stdin: IO[str]) -> None:
     plan = FaultPlan.parse(faults) if faults else None
     server = ScriptedServer(latency_s=latency_ms / 1000.0, faults=plan).start()
     try:
-        print(server.base_url, flush=True)
-        for _ in stdin:  # block until the parent closes our stdin (or dies)
-            pass
+        announce_and_wait(server.base_url, stdin)
     finally:
         server.stop()
 

@@ -1,0 +1,63 @@
+"""The gateway and the scripted model as a session runs them: each in a child process."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from pytest_alma.llm.client import LLMClient
+from pytest_alma.llm.gateway_process import GatewayProcess
+from pytest_alma.llm.scripted_process import ScriptedServerProcess
+
+
+def test_a_call_through_both_child_processes_is_accounted(tmp_path: Path) -> None:
+    scripted = ScriptedServerProcess().start()
+    gateway = GatewayProcess(
+        upstream_base_url=scripted.base_url,
+        upstream_api_key="scripted-test-double",
+        cache_path=str(tmp_path / "cache.sqlite"),
+        cache_mode="rw",
+        budget_usd=None,
+        max_concurrency=4,
+        max_retries=1,
+        timeout_s=5,
+    ).start()
+    try:
+
+        async def ask() -> str:
+            async with LLMClient(gateway.url, gateway.token, "scripted") as client:
+                reply = await client.chat([{"role": "user", "content": "hello"}])
+                return reply.text
+
+        assert asyncio.run(ask())
+        totals = gateway.accounting().totals()
+        assert totals.calls == 1 and totals.cache_hits == 0
+        assert (tmp_path / "cache.sqlite").exists()
+    finally:
+        gateway.stop()
+        scripted.stop()
+    gateway.stop()  # idempotent
+    with pytest.raises(RuntimeError, match="not running"):
+        _ = scripted.base_url
+
+
+def test_a_child_that_cannot_start_says_why(tmp_path: Path) -> None:
+    gateway = GatewayProcess(
+        upstream_base_url=None,
+        upstream_api_key=None,
+        cache_path=str(tmp_path / "cache.sqlite"),
+        cache_mode="nonsense",
+        budget_usd=None,
+        max_concurrency=1,
+        max_retries=0,
+        timeout_s=1,
+    )
+    with pytest.raises(RuntimeError, match=r"(?s)LLM gateway process failed to start.*nonsense"):
+        gateway.start()
+
+
+def test_a_bad_fault_plan_is_refused_before_the_child_starts() -> None:
+    with pytest.raises(ValueError, match="unknown fault kind"):
+        ScriptedServerProcess(faults="boom@1")
