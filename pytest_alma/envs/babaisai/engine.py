@@ -34,230 +34,73 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
-from pytest_alma.envs.babaisai.layout import (
-    COLOR_NAMES,
-    DEFAULT_COLORS,
-    OBJECT_NAMES,
-    PROPERTY_WORDS,
-    Layout,
-    Placement,
+from pytest_alma.envs.babaisai.layout import DEFAULT_COLORS, Layout, Placement
+from pytest_alma.envs.babaisai.objects import (
+    DIR_DOWN,
+    DIR_LEFT,
+    DIR_RIGHT,
+    DIR_UP,
+    DOWN,
+    IDLE,
+    LEFT,
+    LOSE,
+    MOBILE,
+    MOVE,
+    N_ACTIONS,
+    NO_WIN_LOSE,
+    OPEN,
+    PROPERTY_BITS,
+    PULL,
+    PUSH,
+    RIGHT,
+    SHUT,
+    SOLID,
+    STOP,
+    UP,
+    WIN,
+    YOU,
+    GameObject,
+    PropertyRule,
+    ReplaceRule,
+    Rule,
+    StateKey,
+    StepOutcome,
+    object_from_placement,
 )
 
-# --- property bits -------------------------------------------------------------------------
-# Properties are kept as an int bit mask on every object, recomputed only when the ruleset
-# changes: the hot path then costs one attribute read and one ``&`` per check.
-YOU: Final = 1 << 0
-WIN: Final = 1 << 1
-STOP: Final = 1 << 2
-PUSH: Final = 1 << 3
-LOSE: Final = 1 << 4
-PULL: Final = 1 << 5
-MOVE: Final = 1 << 6
-OPEN: Final = 1 << 7
-SHUT: Final = 1 << 8
-#: Not overlappable: border walls, blocks, rule tiles and ``stop`` objects.
-SOLID: Final = 1 << 9
-#: Can be moved at all (rule-controlled objects and rule tiles; never borders or blocks).
-MOBILE: Final = 1 << 10
+# Re-exported: the engine is where callers look for the game's pieces.
+__all__ = [
+    "DIR_DOWN",
+    "DIR_LEFT",
+    "DIR_RIGHT",
+    "DIR_UP",
+    "DOWN",
+    "IDLE",
+    "LEFT",
+    "MAX_MOVE_DEPTH",
+    "N_ACTIONS",
+    "RIGHT",
+    "UP",
+    "BabaGame",
+    "GameObject",
+    "PropertyRule",
+    "ReplaceRule",
+    "Rule",
+    "StateKey",
+    "StepOutcome",
+]
 
-#: Rule word -> property bit.
-PROPERTY_BITS: Final[dict[str, int]] = {
-    "you": YOU,
-    "win": WIN,
-    "stop": STOP,
-    "push": PUSH,
-    "lose": LOSE,
-    "pull": PULL,
-    "move": MOVE,
-    "open": OPEN,
-    "shut": SHUT,
-}
-assert tuple(PROPERTY_BITS) == PROPERTY_WORDS
-
-# --- actions and directions ----------------------------------------------------------------
-IDLE: Final = 0
-UP: Final = 1
-RIGHT: Final = 2
-DOWN: Final = 3
-LEFT: Final = 4
-#: Number of actions (idle, up, right, down, left).
-N_ACTIONS: Final = 5
-
-#: Facing directions, numbered as in the original: 0 right, 1 down, 2 left, 3 up.
-DIR_RIGHT: Final = 0
-DIR_DOWN: Final = 1
-DIR_LEFT: Final = 2
-DIR_UP: Final = 3
 #: action -> facing direction (idle has none).
 _ACTION_DIR: Final[tuple[int, ...]] = (-1, DIR_UP, DIR_RIGHT, DIR_DOWN, DIR_LEFT)
 
 #: Nested-move depth after which a move counts as blocked (termination guarantee only).
 MAX_MOVE_DEPTH: Final = 400
 
-ObjectKind = Literal["border", "block", "object", "word"]
-WordRole = Literal["", "object", "is", "property", "color"]
-
-_WIN_LOSE_NONE: Final[tuple[bool, bool]] = (False, False)
 _DIR_CHARS: Final = "0123"
 #: Process-wide source of per-step stamps (identity only; never influences game outcomes).
 _STEP_STAMPS: Final = itertools.count(1)
-
-
-def _word_role(name: str) -> WordRole:
-    """Which part of speech a rule tile's word is (raises on an unknown word)."""
-    if name in OBJECT_NAMES:
-        return "object"
-    if name == "is":
-        return "is"
-    if name in PROPERTY_BITS:
-        return "property"
-    if name in COLOR_NAMES:
-        return "color"
-    raise ValueError(f"unknown rule word {name!r}")
-
-
-class GameObject:
-    """One thing on the grid.
-
-    Attributes (treat them as read-only outside the engine):
-
-    * ``kind``: ``"border"`` (outer ring), ``"block"`` (interior immovable wall), ``"object"``
-      (rule-controlled: baba/ball/key/door/wall) or ``"word"`` (rule tile);
-    * ``name``: object type, rule word, ``"border"`` or ``"block"``;
-    * ``color``: colour name (objects only; ``""`` otherwise);
-    * ``role``: for rule tiles, ``"object"``, ``"is"``, ``"property"`` or ``"color"``;
-      ``""`` otherwise;
-    * ``direction``: facing direction of objects (0 right, 1 down, 2 left, 3 up);
-    * ``mask``: property bits under the current ruleset (see :data:`PROPERTY_BITS`).
-
-    Copies of a game share their objects: the engine never changes an object's lasting state
-    (direction, mask) in place but puts a changed clone in the stack instead. Only transient
-    per-step bookkeeping (``moved_stamp``, ``busy``, ``result``) is written in place.
-    """
-
-    __slots__ = (
-        "busy",
-        "code",
-        "color",
-        "direction",
-        "kind",
-        "mask",
-        "moved_stamp",
-        "name",
-        "result",
-        "role",
-    )
-
-    kind: ObjectKind
-    name: str
-    color: str
-    role: WordRole
-    direction: int
-    mask: int
-    moved_stamp: int
-    busy: int
-    result: tuple[bool, bool]
-    code: str
-
-    def __init__(
-        self,
-        kind: ObjectKind,
-        name: str,
-        color: str = "",
-        direction: int = DIR_RIGHT,
-        mask: int = 0,
-    ) -> None:
-        self.kind = kind
-        self.name = name
-        self.color = color
-        self.role = _word_role(name) if kind == "word" else ""
-        self.direction = direction
-        self.mask = mask
-        # Step stamp of this object's own last move (the original's has_moved flag).
-        self.moved_stamp = 0
-        # Number of move frames of this object currently on the call stack (pull guard).
-        self.busy = 0
-        self.result = _WIN_LOSE_NONE
-        # Short canonical text used by state keys.
-        if kind == "object":
-            self.code = f"{name}:{color}"
-        elif kind == "word":
-            self.code = f"[{name}]"
-        else:
-            self.code = "#"
-
-    def clone(self) -> GameObject:
-        """A copy with the same type, colour, direction, property mask and move stamp."""
-        c = GameObject.__new__(GameObject)
-        c.kind = self.kind
-        c.name = self.name
-        c.color = self.color
-        c.role = self.role
-        c.direction = self.direction
-        c.mask = self.mask
-        c.moved_stamp = self.moved_stamp
-        c.busy = 0
-        c.result = _WIN_LOSE_NONE
-        c.code = self.code
-        return c
-
-    def has(self, prop: str) -> bool:
-        """Whether the object currently has property ``prop`` (a rule word such as ``"win"``)."""
-        return bool(self.mask & PROPERTY_BITS[prop])
-
-    def __repr__(self) -> str:
-        if self.kind == "object":
-            return f"<{self.name}:{self.color} dir={self.direction}>"
-        if self.kind == "word":
-            return f"<[{self.name}]>"
-        return f"<{self.kind}>"
-
-
-@dataclass(frozen=True)
-class PropertyRule:
-    """``[color] obj is prop``: objects of type ``obj`` (of colour ``color``, if set) have it."""
-
-    obj: str
-    prop: str
-    color: str | None = None
-
-    def __str__(self) -> str:
-        prefix = f"{self.color} " if self.color else ""
-        return f"{prefix}{self.obj} is {self.prop}"
-
-
-@dataclass(frozen=True)
-class ReplaceRule:
-    """``obj is target``: after each non-idle step every top ``obj`` gets a new ``target`` on it."""
-
-    obj: str
-    target: str
-
-    def __str__(self) -> str:
-        return f"{self.obj} is {self.target}"
-
-
-Rule = PropertyRule | ReplaceRule
-#: What :meth:`BabaGame.state_key` returns.
-StateKey = tuple[int | str, ...]
-
-
-@dataclass(frozen=True)
-class StepOutcome:
-    """Result of one :meth:`BabaGame.step`."""
-
-    reward: float
-    won: bool
-    lost: bool
-    done: bool
-
-
-# Rule tiles never change properties: always push, never overlappable.
-_WORD_MASK: Final = PUSH | SOLID | MOBILE
-_SOLID_MASK: Final = SOLID
 
 
 class BabaGame:
@@ -301,7 +144,7 @@ class BabaGame:
         # Flat-index offsets per facing direction: right, down, left, up.
         self._deltas: tuple[int, int, int, int] = (1, width, -1, -width)
         self._grid: list[list[GameObject]] = [[] for _ in range(width * height)]
-        border = GameObject("border", "border", mask=_SOLID_MASK)
+        border = GameObject("border", "border", mask=SOLID)
         for x in range(width):
             self._grid[x].append(border)
             self._grid[(height - 1) * width + x].append(border)
@@ -330,7 +173,7 @@ class BabaGame:
                 raise ValueError(
                     f"placement {p} is outside the interior x 1..{w - 2}, y 1..{h - 2}"
                 )
-            game._grid[p.y * w + p.x].append(_object_from_placement(p))
+            game._grid[p.y * w + p.x].append(object_from_placement(p))
             if p.kind == "word" and p.name == "move":
                 game._dir_matters = True
         game._extract_rules()
@@ -527,7 +370,7 @@ class BabaGame:
         top, the move itself, then pulling whatever is behind.
         """
         if depth > MAX_MOVE_DEPTH:
-            return _WIN_LOSE_NONE
+            return NO_WIN_LOSE
         grid = self._grid
         delta = self._deltas[d]
         j = i + delta
@@ -542,7 +385,7 @@ class BabaGame:
                 dst.pop()
                 self._tops_dirty = True
                 if not src or not src[-1].mask & MOBILE:
-                    return _WIN_LOSE_NONE
+                    return NO_WIN_LOSE
                 obj = src[-1]
         if obj.kind == "object" and obj.direction != d:
             # Pushed/pulled objects turn too (errata 6). Copy-on-write: copies of the game may
@@ -552,7 +395,7 @@ class BabaGame:
             src[-1] = turned
             obj = turned
         obj.busy += 1
-        obj.result = _WIN_LOSE_NONE
+        obj.result = NO_WIN_LOSE
         # (b) chain pushing.
         if dst:
             fwd = dst[-1]
@@ -708,23 +551,3 @@ class BabaGame:
                                 self._mask_for(r.target, color),
                             )
                         )
-
-
-def _object_from_placement(p: Placement) -> GameObject:
-    """Turn one layout placement into a game object (validating names and colours)."""
-    if p.kind == "object":
-        if p.name not in OBJECT_NAMES:
-            raise ValueError(f"unknown object {p.name!r} at ({p.x}, {p.y}); use {OBJECT_NAMES}")
-        color = p.color if p.color is not None else DEFAULT_COLORS[p.name]
-        if color not in COLOR_NAMES:
-            raise ValueError(f"unknown colour {color!r} at ({p.x}, {p.y}); use {COLOR_NAMES}")
-        # Mask filled in by the rule extraction that follows construction.
-        return GameObject("object", p.name, color)
-    if p.kind == "word":
-        try:
-            return GameObject("word", p.name, mask=_WORD_MASK)
-        except ValueError:
-            raise ValueError(f"unknown rule word {p.name!r} at ({p.x}, {p.y})") from None
-    if p.kind == "block":
-        return GameObject("block", "block", mask=_SOLID_MASK)
-    raise ValueError(f"unknown placement kind {p.kind!r} at ({p.x}, {p.y})")
