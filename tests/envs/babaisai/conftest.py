@@ -52,4 +52,18 @@ def bb() -> SimpleNamespace:
         canon=canon,
         rule_strings=rule_strings,
         LETTERS=LETTERS,
+        GOTO_WIN=GOTO_WIN,
     )
+
+
+#: The spec 1.8 example level (goto_win, agent at (3,3)), shared by several test files.
+GOTO_WIN = """
+    # #      #    #     # # # #
+    # [door] [is] [win] . . . #
+    # .      .    .     . . . #
+    # door   .    baba  . . . #
+    # .      .    .     . . . #
+    # .      .    .     . . . #
+    # [baba] [is] [you] . . . #
+    # #      #    #     # # # #
+"""

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 
 from pytest_alma.envs.babaisai.engine import (
@@ -19,10 +17,7 @@ from pytest_alma.envs.babaisai.engine import (
     PropertyRule,
     ReplaceRule,
 )
-from pytest_alma.envs.babaisai.game_env import BabaEpisode, InvalidActionError
-from pytest_alma.envs.babaisai.layout import Layout, Placement
 from pytest_alma.envs.babaisai.layout_text import parse_layout
-from pytest_alma.envs.babaisai.text import observation_text
 
 # --------------------------------------------------------------------------- pushing
 
@@ -194,20 +189,8 @@ def test_you_object_moving_onto_an_unmoved_you_object_covers_it(bb: SimpleNamesp
 # --------------------------------------------------------------------------- win / lose
 
 
-GOTO_WIN = """
-    # #      #    #     # # # #
-    # [door] [is] [win] . . . #
-    # .      .    .     . . . #
-    # door   .    baba  . . . #
-    # .      .    .     . . . #
-    # .      .    .     . . . #
-    # [baba] [is] [you] . . . #
-    # #      #    #     # # # #
-"""
-
-
 def test_spec_example_goto_win_two_lefts_win(bb: SimpleNamespace) -> None:
-    g = bb.make_game(GOTO_WIN)
+    g = bb.make_game(bb.GOTO_WIN)
     first, second = bb.play(g, "ll")
     assert (first.reward, first.won, first.done) == (0.0, False, False)
     assert second.won and second.done and not second.lost
@@ -315,134 +298,6 @@ def test_pushed_objects_never_trigger_win(bb: SimpleNamespace) -> None:
     (out,) = bb.play(g, "r")  # the ball is pushed onto the win key; baba lands on nothing
     assert not out.won
     assert [o.name for o in g.stack(3, 1)] == ["key", "ball"]
-
-
-# --------------------------------------------------------------------------- rules
-
-
-def test_one_is_tile_makes_horizontal_then_vertical_rule(bb: SimpleNamespace) -> None:
-    g = bb.make_game("""
-        # #      #      #     #
-        # .      [ball] .     #
-        # [ball] [is]   [win] #
-        # .      [stop] .     #
-        # [baba] [is]   [you] #
-        # #      #      #     #
-    """)
-    assert g.rules == (
-        PropertyRule("ball", "win"),
-        PropertyRule("ball", "stop"),
-        PropertyRule("baba", "you"),
-    )
-
-
-def test_rules_are_listed_in_row_major_scan_order(bb: SimpleNamespace) -> None:
-    g = bb.make_game(GOTO_WIN)
-    assert bb.rule_strings(g) == ["door is win", "baba is you"]
-
-
-def test_malformed_sentences_are_not_rules(bb: SimpleNamespace) -> None:
-    g = bb.make_game("""
-        # #      #    #      #
-        # [win]  [is] [ball] #
-        # [is]   [is] [you]  #
-        # [baba] [is] [you]  #
-        # #      #    #      #
-    """)
-    assert bb.rule_strings(g) == ["baba is you"]
-
-
-def test_rule_tiles_must_be_on_top(bb: SimpleNamespace) -> None:
-    g = bb.make_game("""
-        # #      #    #          #
-        # [ball] [is] [win]+ball #
-        # .      .    .          #
-        # [ball] [is] [you]      #
-        # #      #    #          #
-    """)
-    assert bb.rule_strings(g) == ["ball is you"]
-    bb.play(g, "d")  # the ball uncovers the [win] tile: the rule forms
-    assert bb.rule_strings(g) == ["ball is win", "ball is you"]
-
-
-def test_idle_only_advances_the_step_counter(bb: SimpleNamespace) -> None:
-    g = bb.make_game("""
-        # #      #    #     #
-        # ball   .    baba  #
-        # [ball] [is] [key] #
-        # [baba] [is] [you] #
-        # #      #    #     #
-    """)
-    key = g.state_key()
-    assert [o.name for o in g.stack(1, 1)] == ["ball"]  # no replacement at reset
-    out = g.step(IDLE)
-    assert g.step_count == 1 and out.reward == 0.0 and not out.done
-    assert g.state_key() == key  # no movement and no replacement on idle
-    g.step(LEFT)
-    assert [o.name for o in g.stack(1, 1)] == ["ball", "key"]
-
-
-# --------------------------------------------------------------------------- colours
-
-
-def test_colour_qualified_rule_uses_the_four_block_form(bb: SimpleNamespace) -> None:
-    g = bb.make_game("""
-        # #     #      #    #     #
-        # [red] [ball] [is] [win] #
-        # ball:red ball:green . baba #
-        # .     [baba] [is] [you] #
-        # #     #      #    #     #
-    """)
-    assert g.rules == (PropertyRule("ball", "win", "red"), PropertyRule("baba", "you"))
-    assert bb.rule_strings(g)[0] == "red ball is win"
-    red, green = g.top(1, 2), g.top(2, 2)
-    assert red is not None and green is not None
-    assert red.has("win") and not green.has("win")
-
-
-def test_colour_rule_restricts_the_plain_rule_for_the_whole_type(bb: SimpleNamespace) -> None:
-    # Errata 8: "ball is win" + "red ball is win" -> a green ball is not win.
-    g = bb.make_game("""
-        # #        #          #     #     #
-        # [red]    [ball]     [is]  [win] #
-        # .        [ball]     [is]  [win] #
-        # ball:red ball:green .     baba  #
-        # .        [baba]     [is]  [you] #
-        # #        #          #     #     #
-    """)
-    assert bb.rule_strings(g) == ["red ball is win", "ball is win", "baba is you"]
-    red, green = g.top(1, 3), g.top(2, 3)
-    assert red is not None and green is not None
-    assert red.has("win") and not green.has("win")
-    bb.play(g, "l")
-    (out,) = bb.play(g, "l")  # baba steps onto the green ball: not a win
-    assert not out.won
-
-
-def test_colour_word_not_in_front_falls_back_to_three_block_form(bb: SimpleNamespace) -> None:
-    g = bb.make_game("""
-        # #     #      #    #     #
-        # [red] [is]   [ball] [win] #
-        # .     [ball] [is] [win] #
-        # .     [baba] [is] [you] #
-        # #     #      #    #     #
-    """)
-    assert bb.rule_strings(g) == ["ball is win", "baba is you"]
-
-
-def test_colour_you_rule_moves_only_matching_objects(bb: SimpleNamespace) -> None:
-    g = bb.make_game("""
-        # #        #        #     #     #
-        # [red]    [key]    [is]  [you] #
-        # key:red  key:blue .     .     #
-        # .        .        .     .     #
-        # #        #        #     #     #
-    """)
-    bb.play(g, "d")
-    assert g.top(1, 3) is not None and g.top(1, 3).color == "red"
-    assert g.top(2, 2) is not None and g.top(2, 2).color == "blue"
-    # Documented simplification of errata 8: matching objects of a colour you-rule are stop.
-    assert g.top(1, 3).has("stop") and not g.top(2, 2).has("stop")
 
 
 # --------------------------------------------------------------------------- pull
@@ -678,20 +533,20 @@ def test_replacing_the_you_object_hides_it(bb: SimpleNamespace) -> None:
 
 
 def test_reward_formula_and_step_cap(bb: SimpleNamespace) -> None:
-    g = bb.make_game(GOTO_WIN, max_steps=10)
+    g = bb.make_game(bb.GOTO_WIN, max_steps=10)
     outs = bb.play(g, "ilil")
     assert outs[-1].won and outs[-1].reward == 1 - 0.9 * (4 / 10)
-    g = bb.make_game(GOTO_WIN, max_steps=3)
+    g = bb.make_game(bb.GOTO_WIN, max_steps=3)
     outs = bb.play(g, "iii")
     assert [o.done for o in outs] == [False, False, True]
     assert all(o.reward == 0.0 and not o.won for o in outs)
-    g = bb.make_game(GOTO_WIN, max_steps=2)
+    g = bb.make_game(bb.GOTO_WIN, max_steps=2)
     (_, last) = bb.play(g, "ll")  # a win on the last allowed step still counts
     assert last.won and last.done and last.reward == 1 - 0.9 * (2 / 2)
 
 
 def test_step_rejects_bad_action_indices(bb: SimpleNamespace) -> None:
-    g = bb.make_game(GOTO_WIN)
+    g = bb.make_game(bb.GOTO_WIN)
     with pytest.raises(ValueError, match="0..4"):
         g.step(5)
 
@@ -709,7 +564,7 @@ def test_layout_validation() -> None:
 
 
 def test_copy_is_independent(bb: SimpleNamespace) -> None:
-    g = bb.make_game(GOTO_WIN)
+    g = bb.make_game(bb.GOTO_WIN)
     c = g.copy()
     bb.play(c, "l")
     assert g.you_position() == (3, 3) and c.you_position() == (2, 3)
@@ -717,101 +572,3 @@ def test_copy_is_independent(bb: SimpleNamespace) -> None:
     assert g.state_key() != c.state_key()
     bb.play(g, "l")
     assert g.state_key() == c.state_key()
-
-
-# --------------------------------------------------------------------------- episode facade
-
-BREAKABLE = """
-    # #      #    #     #    #
-    # .      .    .     .    #
-    # [baba] [is] [you] .    #
-    # baba   .    .     .    #
-    # #      #    #     #    #
-"""
-OTHER = """
-    # #      #    #     #    #
-    # .      .    baba  .    #
-    # .      .    .     .    #
-    # [baba] [is] [you] .    #
-    # #      #    #     #    #
-"""
-
-
-def _factory(texts: list[str]) -> Callable[[np.random.Generator], Layout]:
-    """A layout factory cycling through ``texts`` (and drawing once from the rng, as real
-    generators do, so the rng stream is exercised)."""
-    layouts = [parse_layout(t) for t in texts]
-    count = 0
-
-    def factory(rng: np.random.Generator) -> Layout:
-        nonlocal count
-        rng.integers(0, 10)
-        layout = layouts[count % len(layouts)]
-        count += 1
-        return layout
-
-    return factory
-
-
-def test_broken_you_rule_resets_by_default() -> None:
-    ep = BabaEpisode(_factory([BREAKABLE, OTHER]), seed=3)
-    first = ep.reset()
-    assert first.startswith("Active rules:\nbaba is you\n")
-    ep.step("left")
-    ep.step("right")  # step counter at 2
-    text, reward, done, info = ep.step("up")  # pushes [baba] up: "baba is you" is broken
-    assert text.startswith("[...] IS YOU rule was broken, environment reset\nActive rules:\n")
-    assert text.split("\n", 1)[1] == observation_text(ep.game)
-    assert (reward, done) == (0.0, False)
-    assert info["you_rule_broken"] and info["resets"] == 1
-    assert info["total_steps"] == 3 and info["step_count"] == 0
-    assert ep.game.step_count == 0 and ep.game.you_position() == (3, 1)
-    text, reward, done, info = ep.step("down")
-    assert not done and not info["you_rule_broken"] and ep.game.step_count == 1
-
-
-def test_broken_you_rule_can_end_the_episode() -> None:
-    ep = BabaEpisode(_factory([BREAKABLE]), seed=3, on_you_broken="end")
-    ep.reset()
-    text, reward, done, info = ep.step(UP)
-    assert (reward, done, info["you_rule_broken"]) == (0.0, True, True)
-    assert text == "[...] IS YOU rule was broken, episode ended\nActive rules:\n"
-    with pytest.raises(RuntimeError, match="done"):
-        ep.step("idle")
-
-
-def test_episode_win_and_reward() -> None:
-    ep = BabaEpisode(_factory([GOTO_WIN]), seed=0, max_steps=100)
-    ep.reset()
-    assert ep.step("left")[1:3] == (0.0, False)
-    text, reward, done, info = ep.step("left")
-    assert done and info["won"] and reward == 1 - 0.9 * (2 / 100)
-    assert text.startswith("Active rules:\ndoor is win\nbaba is you\n")
-
-
-def test_episode_is_reproducible_from_its_seed() -> None:
-    def factory(rng: np.random.Generator) -> Layout:
-        x, y = int(rng.integers(1, 5)), int(rng.integers(1, 3))
-        rule = [Placement(i + 1, 3, "word", w) for i, w in enumerate(("baba", "is", "you"))]
-        return Layout(6, 5, (*rule, Placement(x, y, "object", "baba")))
-
-    texts = []
-    for _ in range(2):
-        ep = BabaEpisode(factory, seed=11)
-        texts.append([ep.reset(), *(ep.step(a)[0] for a in ("up", "left", "down"))])
-    assert texts[0] == texts[1]
-
-
-def test_invalid_action_string_is_a_clear_error() -> None:
-    ep = BabaEpisode(_factory([GOTO_WIN]), seed=0)
-    ep.reset()
-    with pytest.raises(InvalidActionError) as exc:
-        ep.step("jump")
-    message = str(exc.value)
-    assert "'jump'" in message
-    assert "idle, up, right, down, left" in message
-    assert isinstance(exc.value, ValueError)
-    with pytest.raises(InvalidActionError):
-        ep.step(7)
-    assert ep.game.step_count == 0  # nothing was played
-    assert ep.step(" Left ")[1] == 0.0  # names are matched case- and space-insensitively
