@@ -133,7 +133,12 @@ def load_environment(name: str) -> Environment:
     if target is None:
         hint = ""
         if name in KNOWN_ENVIRONMENTS:
-            hint = f" Install it with: pip install -e '.[{name}]'."
+            # The adapters for these benchmarks are not part of this release yet; saying
+            # "install the extra" would send users after something that cannot help.
+            hint = (
+                f" {name!r} is a planned benchmark that this version of pytest-alma does not "
+                "provide yet."
+            )
         else:
             close = difflib.get_close_matches(name, list(registered), n=1)
             if close:

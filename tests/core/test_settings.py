@@ -37,3 +37,12 @@ def test_invalid_values_name_the_option(cli: dict[str, str], message: str) -> No
 def test_bad_env_var_names_its_source() -> None:
     with pytest.raises(SettingsError, match=r"from \$ALMA_SEED"):
         resolve({}, {}, {"ALMA_SEED": "x"})
+
+
+def test_unknown_and_planned_environments_say_what_is_there() -> None:
+    from pytest_alma.envs.base import UnknownEnvironmentError, load_environment
+
+    with pytest.raises(UnknownEnvironmentError, match="registered: babaisai.*Did you mean"):
+        load_environment("babaisia")
+    with pytest.raises(UnknownEnvironmentError, match="planned benchmark"):
+        load_environment("minihack")
