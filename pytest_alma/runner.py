@@ -591,5 +591,9 @@ class Harness:
                 "memory_truncated": block.truncated,
                 "trajectory": trajectory.to_json(),
             },
+            # A per-episode artefact: atomic, but not worth an fsync or indentation each
+            # (`python -m json.tool` pretty-prints one).
+            durable=False,
+            indent=None,
         )
         return path

@@ -60,6 +60,13 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _niceness(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 19:
+        raise ValueError("must be between 0 (same priority) and 19 (lowest)")
+    return value
+
+
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
@@ -125,6 +132,12 @@ OPTIONS: tuple[Option, ...] = (
         "store", "directory for shared collection episodes, memory snapshots and the cache", ".alma"
     ),
     Option("reports", "directory where run reports are written", "reports"),
+    Option(
+        "worker-nice",
+        "how much lower the xdist workers' CPU priority is than the LLM gateway's (0 to 19)",
+        10,
+        _niceness,
+    ),
     Option("designs", "design directories to collect, comma-separated", "designs,baselines", _csv),
     Option("faults", "faults the scripted model injects, e.g. '429@3,500@5' or '429:0.1'", None),
     Option(
@@ -163,6 +176,7 @@ class AlmaSettings:
     llm_retries: int
     concurrency: int
     store: str
+    worker_nice: int
     reports: str
     designs: tuple[str, ...]
     faults: str | None
@@ -264,6 +278,7 @@ def resolve(
         llm_retries=values["llm-retries"],
         concurrency=values["concurrency"],
         store=values["store"],
+        worker_nice=values["worker-nice"],
         reports=values["reports"],
         designs=(
             tuple(values["designs"])

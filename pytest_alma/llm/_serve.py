@@ -15,6 +15,8 @@ from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
+from pytest_alma.aio import new_event_loop
+
 T = TypeVar("T")
 
 #: The only address these servers ever bind to.
@@ -79,7 +81,7 @@ class LoopbackServer:
             raise failure[0]
 
     def _run(self, ready: threading.Event, failure: list[BaseException]) -> None:
-        loop = asyncio.new_event_loop()
+        loop = new_event_loop()
         asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(self._setup())

@@ -64,6 +64,17 @@ class CacheEntry:
 
 
 @dataclass(frozen=True)
+class PendingStore:
+    """One successful reply to store: what :meth:`ResponseCache.put_many` takes."""
+
+    key: str
+    body: bytes
+    endpoint: str
+    model: str
+    meta: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class CacheStats:
     """Counters of one :class:`ResponseCache` object (this process only)."""
 
@@ -187,27 +198,46 @@ class ResponseCache:
         Does nothing unless the mode is ``"rw"``. An existing entry is kept (first writer wins:
         two processes racing on the same key stored equivalent replies).
         """
-        if not self.writes:
-            return False
+        return self.put_many([PendingStore(key, body, endpoint, model, meta or {})]) > 0
+
+    def put_many(self, entries: list[PendingStore]) -> int:
+        """Store several successful replies in one transaction; returns how many were new.
+
+        Does nothing unless the mode is ``"rw"``. Existing entries are kept, as in :meth:`put`.
+        """
+        if not self.writes or not entries:
+            return 0
         conn = self._connection()
         assert conn is not None  # mode "rw" always has a connection
-        meta_text = json.dumps(dict(meta or {}), sort_keys=True)
+        now = time.time()
+        rows = [
+            (
+                e.key,
+                e.endpoint,
+                e.model,
+                sqlite3.Binary(e.body),
+                json.dumps(dict(e.meta), sort_keys=True),
+                now,
+            )
+            for e in entries
+        ]
         conn.execute("BEGIN IMMEDIATE")
         try:
-            cur = conn.execute(
+            before = conn.total_changes
+            conn.executemany(
                 "INSERT OR IGNORE INTO responses (key, endpoint, model, body, meta, created)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (key, endpoint, model, sqlite3.Binary(body), meta_text, time.time()),
+                rows,
             )
+            stored = conn.total_changes - before
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        stored = cur.rowcount > 0
         if stored:
             with self._lock:
-                self._stores += 1
+                self._stores += stored
         return stored
 
     def __len__(self) -> int:

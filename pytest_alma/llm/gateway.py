@@ -23,7 +23,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import httpx2
 import openai
@@ -33,6 +33,7 @@ from openai._models import FinalRequestOptions  # only for the retry-delay overr
 from pytest_alma.llm._serve import LoopbackServer, LoopbackService
 from pytest_alma.llm.accounting import Accounting, UsageKey
 from pytest_alma.llm.cache import ResponseCache
+from pytest_alma.llm.cache_writer import CacheWriter
 from pytest_alma.llm.errors import CacheMissError
 from pytest_alma.llm.pricing import PriceTable
 from pytest_alma.llm.scripted import SCRIPTED_FINGERPRINT
@@ -169,6 +170,7 @@ class Gateway(LoopbackService):
         self._accounting = Accounting()
         self._upstream: _UpstreamClient | None = None
         self._semaphore: asyncio.Semaphore | None = None
+        self._writer: CacheWriter | None = None
         self._server = LoopbackServer(self._make_app, name="alma-gateway")
 
     @property
@@ -180,8 +182,29 @@ class Gateway(LoopbackService):
         """A snapshot of the usage counters."""
         return self._accounting.copy()
 
+    def start(self) -> Self:
+        """Start serving (and the background cache writer); returns ``self``."""
+        if self._writer is None:
+            self._writer = CacheWriter(self.cache)
+        return super().start()
+
+    def stop(self) -> None:
+        """Stop serving, then commit every reply still queued for the cache (idempotent)."""
+        super().stop()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def flush_cache(self, timeout_s: float | None = None) -> bool:
+        """Wait until every reply served so far is committed to the cache; False on timeout."""
+        return self._writer.flush(timeout_s) if self._writer is not None else True
+
     def stats(self) -> dict[str, Any]:
-        """What ``GET /alma/stats`` returns: accounting, cache counters, budget and spend."""
+        """What ``GET /alma/stats`` returns: accounting, cache counters, budget and spend.
+
+        Replies still queued for the cache are committed first, so ``stores`` is final.
+        """
+        self.flush_cache()
         cache = self.cache.stats()
         return {
             "accounting": self._accounting.to_json(),
@@ -191,6 +214,7 @@ class Gateway(LoopbackService):
                 "hits": cache.hits,
                 "misses": cache.misses,
                 "stores": cache.stores,
+                "store_failures": self._writer.failures if self._writer else 0,
             },
             "budget_usd": self.budget_usd,
             "spent_usd": self._accounting.spent_usd(),
@@ -257,7 +281,9 @@ class Gateway(LoopbackService):
     async def _stats(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
             return _error(401, "missing or wrong gateway session token", "authentication_error")
-        return web.json_response(self.stats())
+        # Off the loop: stats() waits for queued cache stores to commit.
+        stats = await asyncio.get_running_loop().run_in_executor(None, self.stats)
+        return web.json_response(stats)
 
     async def _model_call(self, endpoint: Endpoint, request: web.Request) -> web.Response:
         if not self._authorised(request):
@@ -287,7 +313,8 @@ class Gateway(LoopbackService):
         if self.cache.reads:
             cache_key = self.cache.key(endpoint, body, self._namespace)
             try:
-                entry = self.cache.get(cache_key)
+                entry = self._writer.pending(cache_key) if self._writer else None
+                entry = entry or self.cache.get(cache_key)
             except CacheMissError as err:
                 self._accounting.record_error(key)
                 return _error(424, str(err), "alma_cache_miss", "cache_miss")
@@ -325,18 +352,14 @@ class Gateway(LoopbackService):
             or parsed.get("system_fingerprint") == SCRIPTED_FINGERPRINT
             or self.prices.is_test_double(model)
         )
-        if cache_key is not None and self.cache.writes:
-            # Off the loop: a store may wait on another process's write lock (busy timeout).
-            await asyncio.get_running_loop().run_in_executor(
-                None,
-                partial(
-                    self.cache.put,
-                    cache_key,
-                    content,
-                    endpoint=endpoint,
-                    model=model,
-                    meta={"usage": usage, "test_double": test_double},
-                ),
+        if cache_key is not None and self._writer is not None:
+            # Stored in the background, batched; repeats are answered from the queue meanwhile.
+            self._writer.submit(
+                cache_key,
+                content,
+                endpoint=endpoint,
+                model=model,
+                meta={"usage": usage, "test_double": test_double},
             )
         self._accounting.record_call(
             key,

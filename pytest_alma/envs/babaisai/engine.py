@@ -233,6 +233,17 @@ class BabaGame:
         for i, st in enumerate(self._grid):
             yield i % w, i // w, tuple(st)
 
+    def iter_tops(self) -> Iterator[tuple[int, int, GameObject]]:
+        """The top object of every non-empty cell, row-major, as ``(x, y, top)``.
+
+        What the text observation reads every step; cheaper than :meth:`iter_cells`, which copies
+        every stack.
+        """
+        w = self.width
+        for i, st in enumerate(self._grid):
+            if st:
+                yield i % w, i // w, st[-1]
+
     def you_position(self) -> tuple[int, int] | None:
         """Where the player is, as BALROG's wrapper sees it.
 

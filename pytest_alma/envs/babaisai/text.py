@@ -23,6 +23,8 @@ Quirks kept on purpose, because agents were evaluated on exactly this text:
 
 from __future__ import annotations
 
+import functools
+
 from pytest_alma.envs.babaisai.engine import BabaGame, GameObject
 
 #: BALROG's actions in index order, with the descriptions shown to the agent.
@@ -47,6 +49,7 @@ def rules_text(game: BabaGame) -> str:
     return "\n".join(f"{r.obj} is {r.prop}" for r in game.property_rules)
 
 
+@functools.lru_cache(maxsize=1024)  # offsets are small integers; each step asks for dozens
 def offset_text(dx: int, dy: int) -> str:
     """BALROG's description of an offset, e.g. ``2 steps to the right and 1 step up``."""
 
@@ -79,10 +82,8 @@ def object_lines(game: BabaGame, origin: tuple[int, int]) -> list[str]:
     """One line per listed stack top, row-major, with its offset from ``origin``."""
     ox, oy = origin
     lines: list[str] = []
-    for x, y, stack in game.iter_cells():
-        if not stack:
-            continue
-        name = _display_name(stack[-1])
+    for x, y, top in game.iter_tops():
+        name = _display_name(top)
         if name is None:
             continue
         dx, dy = x - ox, y - oy
