@@ -49,6 +49,9 @@ from pytest_alma.llm.models import ModelSpec, parse_model
 _CACHE_HEADER = "x-alma-cache"
 _TAG_HEADER = "x-alma-tag"
 _SCOPE_HEADER = "x-alma-scope"
+# Sent with a call the client already looked up in the cache and missed: the gateway then uses
+# this key instead of re-serialising the body, and skips its own lookup (see Gateway).
+_KEY_HEADER = "x-alma-cache-key"
 # Reasoning models (o-series, gpt-5) reject max_tokens and want max_completion_tokens.
 _REASONING_MODEL = re.compile(r"^(o\d|gpt-5)", re.IGNORECASE)
 
@@ -238,9 +241,8 @@ class LLMClient:
             params["response_format"] = dict(response_format)
         tag = tag or self.tag
         started = time.perf_counter()
-        raw = self._from_cache("chat/completions", params) or await self._call(
-            "/chat/completions", params, tag
-        )
+        key = self._cache_key("chat/completions", params)
+        raw = self._from_cache(key) or await self._call("/chat/completions", params, tag, key)
         data = self._json(raw.content)
         try:
             text = data["choices"][0]["message"].get("content") or ""
@@ -268,7 +270,8 @@ class LLMClient:
         started = time.perf_counter()
         # base64 is the SDK's own default wire format: 4 bytes per float instead of ~20 chars.
         params: dict[str, Any] = {"model": model, "input": list(texts), "encoding_format": "base64"}
-        raw = self._from_cache("embeddings", params) or await self._call("/embeddings", params, tag)
+        key = self._cache_key("embeddings", params)
+        raw = self._from_cache(key) or await self._call("/embeddings", params, tag, key)
         data = self._json(raw.content)
         try:
             rows = sorted(data["data"], key=lambda row: int(row.get("index", 0)))
@@ -303,7 +306,13 @@ class LLMClient:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _from_cache(self, endpoint: str, params: dict[str, Any]) -> _RawReply | None:
+    def _cache_key(self, endpoint: str, params: dict[str, Any]) -> str | None:
+        """The request's cache key, when this client reads the cache itself (else None)."""
+        if self._cache is None:
+            return None
+        return cache_key(endpoint, params, self._cache_namespace)
+
+    def _from_cache(self, key: str | None) -> _RawReply | None:
         """A reply read straight from the session's response cache, or None.
 
         A cache hit needs no model and no key, so it skips the hop to the gateway: measured on
@@ -311,22 +320,25 @@ class LLMClient:
         gateway) was most of the run. Misses, and every call in cache mode ``off``, go to the
         gateway, which also serves replay-only misses as errors.
         """
-        if self._cache is None:
+        if self._cache is None or key is None:
             return None
-        entry = self._cache.get(cache_key(endpoint, params, self._cache_namespace))
+        entry = self._cache.get(key)
         if entry is None:
             return None
         return _RawReply(entry.body, {_CACHE_HEADER: "hit"})
 
-    async def _call(self, path: str, params: dict[str, Any], tag: str) -> _RawReply:
+    async def _call(
+        self, path: str, params: dict[str, Any], tag: str, key: str | None
+    ) -> _RawReply:
         # The body is serialised once; the gateway forwards these bytes upstream unchanged.
         content = json.dumps(params, ensure_ascii=False).encode("utf-8")
         url = self.base_url.rstrip("/") + path
+        headers = {_TAG_HEADER: tag, **({_KEY_HEADER: key} if key is not None else {})}
         attempt = 0
         while True:
             try:
                 async with self._session().post(
-                    url, data=content, headers={_TAG_HEADER: tag}
+                    url, data=content, headers=headers
                 ) as response:
                     body = await response.read()
                     if response.status >= 400:

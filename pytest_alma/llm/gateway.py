@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from functools import partial
@@ -43,6 +44,9 @@ Endpoint = Literal["chat/completions", "embeddings"]
 CACHE_HEADER = "x-alma-cache"
 TAG_HEADER = "x-alma-tag"
 SCOPE_HEADER = "x-alma-scope"
+# A client that reads the cache itself sends the key of a request it looked up and missed.
+KEY_HEADER = "x-alma-cache-key"
+_KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
 # The SDK marks each attempt with this header; the final attempt's value is the retry count.
 _RETRY_COUNT_HEADER = "x-stainless-retry-count"
 _SDK_INITIAL_RETRY_DELAY = 0.5  # openai._constants.INITIAL_RETRY_DELAY
@@ -311,10 +315,19 @@ class Gateway(LoopbackService):
 
         cache_key: str | None = None
         if self.cache.reads:
-            cache_key = self.cache.key(endpoint, body, self._namespace)
+            # A session client that has just missed in the cache sends the key it looked up:
+            # using it saves re-serialising the body, and (except in replay mode, where the
+            # miss must become an error here) the second lookup. Replies stored since the
+            # client's lookup are still found among those queued for the cache; a reply
+            # committed in between costs at most one duplicate upstream call, as for two
+            # identical calls in flight at once.
+            client_key = request.headers.get(KEY_HEADER, "")
+            checked = _KEY_PATTERN.fullmatch(client_key) is not None
+            cache_key = client_key if checked else self.cache.key(endpoint, body, self._namespace)
             try:
                 entry = self._writer.pending(cache_key) if self._writer else None
-                entry = entry or self.cache.get(cache_key)
+                if entry is None and (not checked or self.cache.mode == "replay"):
+                    entry = self.cache.get(cache_key)
             except CacheMissError as err:
                 self._accounting.record_error(key)
                 return _error(424, str(err), "alma_cache_miss", "cache_miss")

@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import pytest
 
 from pytest_alma.settings import SettingsError, resolve
@@ -27,6 +31,8 @@ def test_lists_and_choices() -> None:
         ({"repeats": "0"}, "--alma-repeats: invalid value '0'.*positive"),
         ({"budget-usd": "-1"}, "--alma-budget-usd"),
         ({"cache": "maybe"}, "rw, ro, replay, off"),
+        ({"worker-nice": "20"}, "--alma-worker-nice: invalid value '20'.*between 0"),
+        ({"worker-nice": "-5"}, "--alma-worker-nice.*between 0"),
     ],
 )
 def test_invalid_values_name_the_option(cli: dict[str, str], message: str) -> None:
@@ -46,3 +52,16 @@ def test_unknown_and_planned_environments_say_what_is_there() -> None:
         load_environment("babaisia")
     with pytest.raises(UnknownEnvironmentError, match="planned benchmark"):
         load_environment("minihack")
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="os.nice is POSIX only")
+@pytest.mark.parametrize("niceness", [0, 10])
+def test_worker_priority_is_lowered_by_the_setting(niceness: int) -> None:
+    # In a child process: niceness can only go up, and the test process must keep its own.
+    code = (
+        "import os; from pytest_alma.plugin import _lower_worker_priority as lower; "
+        f"before = os.nice(0); lower({niceness}); print(os.nice(0) - before)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(out.stdout) == min(niceness, 19 - os.nice(0))
+    assert resolve({}, {}, {}).worker_nice == 10

@@ -280,3 +280,42 @@ def test_missing_upstream_key_is_a_clear_error(tmp_path: Path, scripted: Scripte
     )
     with pytest.raises(ValueError, match="OPENAI_API_KEY"):
         gateway.start()
+
+
+def test_a_client_that_read_the_cache_sends_its_key(stack: Stack, tmp_path: Path) -> None:
+    from pytest_alma.llm.cache import ResponseCache, cache_key
+
+    scripted, gateway = stack()
+    local = ResponseCache(tmp_path / "cache.sqlite", "ro")
+
+    async def run() -> tuple[Any, Any]:
+        async with LLMClient(gateway.url, gateway.token, "scripted", cache=local) as client:
+            return await client.chat(USER), await client.chat(USER)
+
+    first, second = asyncio.run(run())
+    assert not first.cached and second.cached and scripted.stats().total == 1
+    # The gateway stored the reply under the key the client computed (the same as its own).
+    body = {"model": "scripted", "messages": USER}
+    assert gateway.flush_cache() and gateway.cache.get(cache_key("chat/completions", body))
+
+
+def test_a_sent_key_is_only_trusted_when_well_formed_and_replay_still_checks(
+    stack: Stack, tmp_path: Path
+) -> None:
+    _, gateway = stack()
+    client = sdk(gateway)
+    raw = client.chat.completions.with_raw_response.create(
+        model="scripted", messages=USER, extra_headers={"x-alma-cache-key": "not-a-key"}
+    )
+    assert raw.headers["x-alma-cache"] == "miss"
+    again = client.chat.completions.with_raw_response.create(model="scripted", messages=USER)
+    assert again.headers["x-alma-cache"] == "hit"  # stored under the computed key
+    gateway.flush_cache()
+    _, replay = stack(cache_path=tmp_path / "cache.sqlite", cache_mode="replay")
+    with pytest.raises(openai.APIStatusError) as err:
+        sdk(replay, max_retries=0).chat.completions.create(
+            model="scripted",
+            messages=[{"role": "user", "content": "never asked"}],
+            extra_headers={"x-alma-cache-key": "0" * 64},
+        )
+    assert err.value.status_code == 424 and "replay-only" in err.value.message

@@ -190,7 +190,9 @@ class BabaIsAIGymEnv(Env[str, int]):
         info["level_seed"] = self.level_seed
         return text, float(reward), terminated, truncated, info
 
-    def render(self) -> str | None:
+    # Typed Any: gymnasium's own annotation of render() differs between 1.2.0 (which minihack
+    # pins) and later releases, and a str satisfies neither strictly.
+    def render(self) -> Any:
         """With ``render_mode="ansi"``, the current grid in the layout text format; else None."""
         if self.render_mode != "ansi":
             return None
