@@ -337,9 +337,7 @@ class LLMClient:
         attempt = 0
         while True:
             try:
-                async with self._session().post(
-                    url, data=content, headers=headers
-                ) as response:
+                async with self._session().post(url, data=content, headers=headers) as response:
                     body = await response.read()
                     if response.status >= 400:
                         raise _error_from_response(response.status, body, self.base_url)
