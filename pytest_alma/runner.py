@@ -36,7 +36,7 @@ from pytest_alma.design import (
     restore,
     snapshot,
 )
-from pytest_alma.envs.base import Environment, load_environment
+from pytest_alma.envs.base import Environment, instructions_for, load_environment
 from pytest_alma.llm.cache import ResponseCache
 from pytest_alma.llm.client import LLMClient, UsageLog
 from pytest_alma.llm.errors import LLMError
@@ -379,7 +379,13 @@ class Harness:
         try:
             start = episode.reset()
             return await play(
-                episode, start, client, env.instructions(), memory, agent, env.default_action()
+                episode,
+                start,
+                client,
+                instructions_for(env, episode),
+                memory,
+                agent,
+                env.default_action(),
             )
         finally:
             episode.close()
@@ -523,7 +529,7 @@ class Harness:
                             handle,
                             start,
                             self.client("agent"),
-                            env.instructions(),
+                            instructions_for(env, handle),
                             memory,
                             agent,
                             env.default_action(),

@@ -14,7 +14,7 @@ import secrets
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,8 @@ class ControllerServices:
     scripted: Any
     started: float
     workers: int | None = None
+    #: Each environment's outcome-relevant settings (``Environment.settings()``).
+    environments: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def start(cls, config: pytest.Config, settings: AlmaSettings) -> ControllerServices:
@@ -74,10 +76,13 @@ class ControllerServices:
         from pytest_alma.runner import plan_for
         from pytest_alma.store import Store
 
+        environments: dict[str, dict[str, Any]] = {}
         for env_name in settings.envs:
             # Fail fast, before any worker starts: an unknown environment lists the known
             # ones; a bad split or limit names the option to fix.
-            plan_for(load_environment(env_name), env_name, settings)
+            env = load_environment(env_name)
+            plan_for(env, env_name, settings)
+            environments[env_name] = env.settings()  # presets etc., recorded with the results
         rootdir = Path(config.rootpath)
         store_root = Path(settings.store)
         store = Store(store_root if store_root.is_absolute() else rootdir / store_root)
@@ -135,6 +140,7 @@ class ControllerServices:
             scripted=scripted,
             started=time.time(),
             workers=_xdist_workers(config),
+            environments=environments,
         )
 
     def harness_config_json(self) -> dict[str, Any]:
@@ -204,7 +210,7 @@ class ControllerServices:
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "model": self.model,
             "test_double": self.test_double,
-            "settings": self.settings.to_json(),
+            "settings": {**self.settings.to_json(), "environments": self.environments},
             "machine": {**machine_info(), "xdist_workers": self.workers},
             "commit": commit_info(self.rootdir),
             "designs": builds,

@@ -25,10 +25,14 @@ ENTRY_POINT_GROUP = "pytest_alma.environments"
 #: Environment names the product knows about, with the extra that installs each.
 KNOWN_ENVIRONMENTS: dict[str, str] = {
     "babaisai": "pytest_alma.envs.babaisai.adapter:BabaIsAIEnvironment",
-    "minihack": "minihack",
+    "minihack": "pytest_alma.envs.minihack.adapter:MiniHackEnvironment",
     "textworld": "textworld",
     "alfworld": "alfworld",
 }
+
+
+#: The ones this package implements (the others are planned).
+BUILTIN_ENVIRONMENTS: tuple[str, ...] = ("babaisai", "minihack")
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,19 @@ class Environment(Protocol):
         ...
 
 
+def instructions_for(env: Environment, episode: Episode) -> str:
+    """The system-prompt text for one episode.
+
+    An episode may define ``instructions() -> str`` when the prompt depends on the task (MiniHack
+    lists the actions the task allows and states its goal); otherwise the environment's
+    :meth:`Environment.instructions` is used.
+    """
+    own = getattr(episode, "instructions", None)
+    if callable(own):
+        return str(own())
+    return env.instructions()
+
+
 class UnknownEnvironmentError(LookupError):
     """No environment is registered under the requested name."""
 
@@ -116,9 +133,10 @@ class UnknownEnvironmentError(LookupError):
 def available_environments() -> dict[str, str]:
     """Registered environment names and their entry-point targets."""
     found = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
-    # The built-in Baba Is AI engine is always there, even when the package is used from a
-    # source checkout that was never installed (no entry-point metadata).
-    found.setdefault("babaisai", KNOWN_ENVIRONMENTS["babaisai"])
+    # The built-in adapters are always there, even when the package is used from a source
+    # checkout that was never installed (no entry-point metadata).
+    for name in BUILTIN_ENVIRONMENTS:
+        found.setdefault(name, KNOWN_ENVIRONMENTS[name])
     return dict(sorted(found.items()))
 
 

@@ -32,6 +32,7 @@ from pytest_alma.llm._serve import LoopbackServer, LoopbackService
 from pytest_alma.llm.embedding import DEFAULT_DIMS, embed_text, estimate_tokens
 from pytest_alma.llm.faults import FaultKind, FaultPlan
 from pytest_alma.llm.scripted_babaisai import BabaIsAIPolicy
+from pytest_alma.llm.scripted_minihack import MiniHackPolicy
 from pytest_alma.llm.scripted_policies import (
     FallbackPolicy,
     Policy,
@@ -48,7 +49,7 @@ _REASONING_TOKENS = {"minimal": 0, "low": 16, "medium": 64, "high": 256}
 
 def builtin_policies() -> list[Policy]:
     """The policies shipped with the plugin (before any registered ones)."""
-    return [BabaIsAIPolicy()]
+    return [BabaIsAIPolicy(), MiniHackPolicy()]
 
 
 @dataclass(frozen=True)

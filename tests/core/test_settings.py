@@ -51,7 +51,7 @@ def test_unknown_and_planned_environments_say_what_is_there() -> None:
     with pytest.raises(UnknownEnvironmentError, match="registered: babaisai.*Did you mean"):
         load_environment("babaisia")
     with pytest.raises(UnknownEnvironmentError, match="planned benchmark"):
-        load_environment("minihack")
+        load_environment("textworld")
 
 
 @pytest.mark.skipif(not hasattr(os, "nice"), reason="os.nice is POSIX only")
