@@ -22,17 +22,14 @@ from pytest_alma.records import Task, TaskStart
 
 ENTRY_POINT_GROUP = "pytest_alma.environments"
 
-#: Environment names the product knows about, with the extra that installs each.
+#: The environments this package implements, with their adapters. Each adapter needs its extra
+#: (``pip install -e '.[minihack]'`` etc.) and says so when it is missing; Baba Is AI needs none.
 KNOWN_ENVIRONMENTS: dict[str, str] = {
     "babaisai": "pytest_alma.envs.babaisai.adapter:BabaIsAIEnvironment",
     "minihack": "pytest_alma.envs.minihack.adapter:MiniHackEnvironment",
-    "textworld": "textworld",
-    "alfworld": "alfworld",
+    "textworld": "pytest_alma.envs.textworld.adapter:TextWorldEnvironment",
+    "alfworld": "pytest_alma.envs.alfworld.adapter:ALFWorldEnvironment",
 }
-
-
-#: The ones this package implements (the others are planned).
-BUILTIN_ENVIRONMENTS: tuple[str, ...] = ("babaisai", "minihack")
 
 
 @dataclass(frozen=True)
@@ -135,7 +132,7 @@ def available_environments() -> dict[str, str]:
     found = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
     # The built-in adapters are always there, even when the package is used from a source
     # checkout that was never installed (no entry-point metadata).
-    for name in BUILTIN_ENVIRONMENTS:
+    for name in KNOWN_ENVIRONMENTS:
         found.setdefault(name, KNOWN_ENVIRONMENTS[name])
     return dict(sorted(found.items()))
 
@@ -143,24 +140,15 @@ def available_environments() -> dict[str, str]:
 def load_environment(name: str) -> Environment:
     """Instantiate the environment registered as ``name``.
 
-    Raises :class:`UnknownEnvironmentError` naming the registered environments (and the extra
-    to install when ``name`` is a known benchmark that is not installed).
+    Raises :class:`UnknownEnvironmentError` naming the registered environments.
     """
     registered = available_environments()
     target = registered.get(name)
     if target is None:
         hint = ""
-        if name in KNOWN_ENVIRONMENTS:
-            # The adapters for these benchmarks are not part of this release yet; saying
-            # "install the extra" would send users after something that cannot help.
-            hint = (
-                f" {name!r} is a planned benchmark that this version of pytest-alma does not "
-                "provide yet."
-            )
-        else:
-            close = difflib.get_close_matches(name, list(registered), n=1)
-            if close:
-                hint = f" Did you mean {close[0]!r}?"
+        close = difflib.get_close_matches(name, list(registered), n=1)
+        if close:
+            hint = f" Did you mean {close[0]!r}?"
         raise UnknownEnvironmentError(
             f"unknown environment {name!r}; registered: {', '.join(registered)}.{hint}"
         )

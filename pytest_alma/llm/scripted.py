@@ -31,6 +31,7 @@ from aiohttp import web
 from pytest_alma.llm._serve import LoopbackServer, LoopbackService
 from pytest_alma.llm.embedding import DEFAULT_DIMS, embed_text, estimate_tokens
 from pytest_alma.llm.faults import FaultKind, FaultPlan
+from pytest_alma.llm.scripted_alfworld import ALFWorldPolicy
 from pytest_alma.llm.scripted_babaisai import BabaIsAIPolicy
 from pytest_alma.llm.scripted_minihack import MiniHackPolicy
 from pytest_alma.llm.scripted_policies import (
@@ -40,6 +41,7 @@ from pytest_alma.llm.scripted_policies import (
     message_text,
     registered_policies,
 )
+from pytest_alma.llm.scripted_textworld import TextWorldPolicy
 
 SCRIPTED_FINGERPRINT = "alma-scripted-test-double"
 # Reasoning tokens reported for a request's reasoning_effort, so accounting of reasoning models can
@@ -49,7 +51,7 @@ _REASONING_TOKENS = {"minimal": 0, "low": 16, "medium": 64, "high": 256}
 
 def builtin_policies() -> list[Policy]:
     """The policies shipped with the plugin (before any registered ones)."""
-    return [BabaIsAIPolicy(), MiniHackPolicy()]
+    return [BabaIsAIPolicy(), MiniHackPolicy(), ALFWorldPolicy(), TextWorldPolicy()]
 
 
 @dataclass(frozen=True)
