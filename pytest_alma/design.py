@@ -38,9 +38,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_alma.records import TaskStart, Trajectory
+
+if TYPE_CHECKING:
+    from pytest_alma.memory.vector_index import VectorIndex
 
 JSONDict = dict[str, Any]
 
@@ -59,6 +62,7 @@ class DesignLLM(Protocol):
         temperature: float | None = None,
         max_tokens: int | None = None,
         json_mode: bool = False,
+        model: str | None = None,
     ) -> str: ...
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
@@ -77,6 +81,12 @@ class DesignContext:
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Embed ``texts`` through the harness (same as ``ctx.llm.embed``)."""
         return await self.llm.embed(texts)
+
+    def vector_index(self, dim: int | None = None) -> VectorIndex:
+        """A new exact cosine index (see :class:`pytest_alma.memory.VectorIndex`)."""
+        from pytest_alma.memory.vector_index import VectorIndex
+
+        return VectorIndex(dim)
 
 
 class MemoryDesign:

@@ -90,6 +90,7 @@ class DesignLLMFacade:
         temperature: float | None = None,
         max_tokens: int | None = None,
         json_mode: bool = False,
+        model: str | None = None,
     ) -> str:
         reply = await self._client.chat(
             list(messages),
@@ -97,6 +98,7 @@ class DesignLLMFacade:
             max_tokens=max_tokens,
             response_format={"type": "json_object"} if json_mode else None,
             tag=self.role,
+            model=model,
         )
         return str(reply.text)
 

@@ -219,22 +219,24 @@ class LLMClient:
         max_tokens: int | None = None,
         response_format: Mapping[str, Any] | None = None,
         tag: str | None = None,
+        model: str | None = None,
     ) -> ChatReply:
-        """One chat completion.
+        """One chat completion (with this client's model unless ``model`` names another).
 
         Raises:
             BudgetExceededError: the session's budget is spent.
             CacheMissError: the cache is replay-only and has no reply for this request.
             LLMUnavailableError: the gateway or the model failed after retries.
         """
-        params: dict[str, Any] = {"model": self.spec.name, "messages": list(messages)}
+        spec = self.spec if model is None else parse_model(model)
+        params: dict[str, Any] = {"model": spec.name, "messages": list(messages)}
         temperature = self.temperature if temperature is None else temperature
         if temperature is not None:
             params["temperature"] = temperature
         if self.seed is not None:
             params["seed"] = self.seed
-        if self.spec.reasoning_effort is not None:
-            params["reasoning_effort"] = self.spec.reasoning_effort
+        if spec.reasoning_effort is not None:
+            params["reasoning_effort"] = spec.reasoning_effort
         if max_tokens is not None:
             params[self._max_tokens_key] = max_tokens
         if response_format is not None:
@@ -250,7 +252,7 @@ class LLMClient:
             raise LLMUnavailableError(f"the chat reply has no choices[0].message: {err}") from err
         usage = TokenUsage.from_openai(data.get("usage"))
         cached = raw.headers.get(_CACHE_HEADER) == "hit"
-        model = str(data.get("model") or self.spec.name)
+        model = str(data.get("model") or spec.name)
         self._records.append(
             CallRecord("chat", model, tag, usage, 0, cached, time.perf_counter() - started)
         )
