@@ -34,8 +34,8 @@ class DesignRow:
     cached_share: float
     memory_chars: float
     truncated: int
-    retrieve_calls: float
-    update_calls: float | None
+    retrieve_calls: tuple[float, float]  # (chat, embedding) calls per retrieve
+    update_calls: tuple[float, float] | None  # (chat, embedding) calls per update
 
 
 def _key(e: dict[str, Any]) -> tuple[str, int, int]:
@@ -89,7 +89,10 @@ def aggregate(results: dict[str, Any]) -> list[DesignRow]:
         update_calls = None
         if updates:
             ut = build.get("update_tokens", {})
-            update_calls = (int(ut.get("calls", 0)) + int(ut.get("embedding_calls", 0))) / updates
+            update_calls = (
+                int(ut.get("calls", 0)) / updates,
+                int(ut.get("embedding_calls", 0)) / updates,
+            )
         rows.append(
             DesignRow(
                 env=env,
@@ -106,12 +109,11 @@ def aggregate(results: dict[str, Any]) -> list[DesignRow]:
                 cached_share=cached / calls if calls else 0.0,
                 memory_chars=sum(int(e.get("memory_chars", 0)) for e in eps) / len(eps),
                 truncated=sum(1 for e in eps if e.get("memory_truncated")),
-                retrieve_calls=sum(
-                    int(e["retrieve_tokens"].get("calls", 0))
-                    + int(e["retrieve_tokens"].get("embedding_calls", 0))
-                    for e in eps
-                )
-                / len(eps),
+                retrieve_calls=(
+                    sum(int(e["retrieve_tokens"].get("calls", 0)) for e in eps) / len(eps),
+                    sum(int(e["retrieve_tokens"].get("embedding_calls", 0)) for e in eps)
+                    / len(eps),
+                ),
                 update_calls=update_calls,
             )
         )
@@ -192,6 +194,11 @@ def terminal_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _calls_cell(calls: tuple[float, float]) -> str:
+    chat, embed = calls
+    return f"{round(chat, 2):g} chat + {round(embed, 2):g} embed"
+
+
 def render_summary(results: dict[str, Any]) -> str:
     """``summary.md`` of a run."""
     rows = aggregate(results)
@@ -217,8 +224,8 @@ def render_summary(results: dict[str, Any]) -> str:
         [
             r.env,
             r.design,
-            "n/a" if r.update_calls is None else f"{r.update_calls:.2f}",
-            f"{r.retrieve_calls:.2f}",
+            "n/a" if r.update_calls is None else _calls_cell(r.update_calls),
+            _calls_cell(r.retrieve_calls),
             r.truncated,
         ]
         for r in rows
@@ -229,8 +236,8 @@ def render_summary(results: dict[str, Any]) -> str:
             headers=[
                 "env",
                 "design",
-                "LLM+embed calls/update",
-                "LLM+embed calls/retrieve",
+                "calls per update",
+                "calls per retrieve",
                 "truncated memories",
             ],
             tablefmt="github",
