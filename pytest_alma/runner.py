@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import os
 import random
 import time
 from collections.abc import Sequence
@@ -104,6 +105,21 @@ class DesignLLMFacade:
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         return await self._client.embed(list(texts), model=self._embed_model, tag=self.role)
+
+
+def _json_config(design: object) -> dict[str, Any] | None:
+    config = getattr(design, "config", None)
+    if not isinstance(config, dict):
+        return None
+    try:
+        return dict(json.loads(json.dumps(config, default=str)))
+    except (TypeError, ValueError):
+        return None
+
+
+def design_environment() -> dict[str, str]:
+    """The ``ALMA_*`` environment variables, which designs may read as options."""
+    return {k: v for k, v in sorted(os.environ.items()) if k.startswith("ALMA_")}
 
 
 def plan_for(env: Environment, env_name: str, settings: AlmaSettings) -> Plan:
@@ -413,6 +429,9 @@ class Harness:
             key = stable_key(
                 {
                     "design": loaded.source_hash,
+                    # Designs read their own options from ALMA_* variables (a baseline's model or
+                    # variant): a memory built under other values must not be reused.
+                    "design_env": design_environment(),
                     "collection": [self.collection_key(t) for t in plan.collection],
                     "plan": plan.settings.to_json(),
                     **self.run_key(env_name),
@@ -460,6 +479,9 @@ class Harness:
                 "update_tokens": usage.to_json(),
                 "duration_s": time.perf_counter() - started,
                 "snapshot_bytes": len(blob),
+                # A design's own settings (a baseline's k, thresholds, internal model), when it
+                # exposes them as a JSON-able `config` attribute.
+                "config": _json_config(design),
             },
         )
 

@@ -33,6 +33,8 @@ from pytest_alma.llm.embedding import DEFAULT_DIMS, embed_text, estimate_tokens
 from pytest_alma.llm.faults import FaultKind, FaultPlan
 from pytest_alma.llm.scripted_alfworld import ALFWorldPolicy
 from pytest_alma.llm.scripted_babaisai import BabaIsAIPolicy
+from pytest_alma.llm.scripted_cheatsheet import DynamicCheatsheetPolicy
+from pytest_alma.llm.scripted_g_memory import GMemoryPolicy
 from pytest_alma.llm.scripted_minihack import MiniHackPolicy
 from pytest_alma.llm.scripted_policies import (
     FallbackPolicy,
@@ -41,6 +43,7 @@ from pytest_alma.llm.scripted_policies import (
     message_text,
     registered_policies,
 )
+from pytest_alma.llm.scripted_reasoning_bank import ReasoningBankPolicy
 from pytest_alma.llm.scripted_textworld import TextWorldPolicy
 
 SCRIPTED_FINGERPRINT = "alma-scripted-test-double"
@@ -51,7 +54,15 @@ _REASONING_TOKENS = {"minimal": 0, "low": 16, "medium": 64, "high": 256}
 
 def builtin_policies() -> list[Policy]:
     """The policies shipped with the plugin (before any registered ones)."""
-    return [BabaIsAIPolicy(), MiniHackPolicy(), ALFWorldPolicy(), TextWorldPolicy()]
+    return [
+        BabaIsAIPolicy(),
+        MiniHackPolicy(),
+        ALFWorldPolicy(),
+        TextWorldPolicy(),
+        DynamicCheatsheetPolicy(),
+        ReasoningBankPolicy(),
+        GMemoryPolicy(),
+    ]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ every retrieval.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Sequence
 from typing import Any
 
@@ -19,6 +20,25 @@ import numpy as np
 import numpy.typing as npt
 
 Vector = Sequence[float] | npt.NDArray[np.floating[Any]]
+
+
+def usable_vector(vector: Any, dim: int | None) -> bool:
+    """Whether an embedding can go into (or query) an index: finite, non-zero, of size ``dim``.
+
+    Embeddings come back from servers; a design should check them rather than crash on an empty,
+    zero, non-finite or wrongly sized one.
+    """
+    if isinstance(vector, np.ndarray):
+        vector = vector.tolist()
+    if not isinstance(vector, list | tuple) or not vector:
+        return False
+    if dim is not None and len(vector) != dim:
+        return False
+    try:
+        values = [float(v) for v in vector]
+    except (TypeError, ValueError):
+        return False
+    return all(math.isfinite(v) for v in values) and any(v != 0.0 for v in values)
 
 
 class VectorIndex:
@@ -54,7 +74,7 @@ class VectorIndex:
         """
         if len(item_ids) != len(vectors):
             raise ValueError(f"{len(item_ids)} ids but {len(vectors)} vectors")
-        if not vectors:
+        if len(vectors) == 0:  # not `not vectors`: a 2-D numpy array has no truth value
             return
         rows = np.asarray(vectors, dtype=np.float32)
         if rows.ndim != 2:

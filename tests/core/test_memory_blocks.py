@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,3 +81,11 @@ def test_text_forms_are_bounded_and_keep_both_ends() -> None:
     assert "steps omitted" in text and text.endswith("Outcome: success (score 1, 200 steps)")
     short = trajectory_text(_trajectory(2))
     assert "omitted" not in short and "2. act1 -> obs 1" in short
+
+
+def test_unknown_or_missing_baselines_say_what_is_wrong(tmp_path: Path) -> None:
+    from pytest_alma.baseline_fixtures import baseline_path
+
+    with pytest.raises(ValueError, match="unknown baseline 'mem0'; the baselines are no_memory"):
+        baseline_path("mem0", tmp_path)
+    assert baseline_path("g_memory", tmp_path).name == "g_memory.py"  # the shipped copy

@@ -51,3 +51,16 @@ def test_derive_seed_is_stable() -> None:
     # Fixed value: episode seeds must not change between machines or Python versions.
     assert derive_seed(0, "goto_win", "deploy", 1) == derive_seed(0, "goto_win", "deploy", 1)
     assert derive_seed("a") == 1251442962
+
+
+def test_design_options_from_the_environment_are_part_of_the_memory_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A baseline reads ALMA_<NAME>_VARIANT / _MODEL: a memory built under one value must not be
+    # reused under another (the memory key includes every ALMA_* variable).
+    from pytest_alma.runner import design_environment
+
+    monkeypatch.setenv("ALMA_DYNAMIC_CHEATSHEET_VARIANT", "retrieval_synthesis")
+    monkeypatch.setenv("NOT_ALMA", "x")
+    env = design_environment()
+    assert env["ALMA_DYNAMIC_CHEATSHEET_VARIANT"] == "retrieval_synthesis" and "NOT_ALMA" not in env

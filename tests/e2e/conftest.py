@@ -36,3 +36,13 @@ def results_of(pytester: pytest.Pytester) -> dict[str, Any]:
 
 def scores(data: dict[str, Any]) -> dict[tuple[str, str, int], float]:
     return {(e["design"], e["task"]["task_id"], e["repeat"]): e["score"] for e in data["episodes"]}
+
+
+#: The baselines that have a fixture each (pytest_alma.baseline_fixtures).
+BASELINES_USED_BY_FIXTURES = (
+    "no_memory",
+    "trajectory_retrieval",
+    "reasoning_bank",
+    "dynamic_cheatsheet",
+    "g_memory",
+)
