@@ -326,13 +326,11 @@ class GMemory(MemoryDesign):
             "used_success_bonus": USED_SUCCESS_BONUS,
             "used_failure_penalty": USED_FAILURE_PENALTY,
         }
-        # Query graph: node = query id (its row in the index and in _vectors).
+        # Query graph: node = query id (its row in the index).
         self.query_graph = nx.Graph()
         self.query_texts: list[str] = []
         self.query_ids: dict[str, int] = {}
-        self.query_index = VectorIndex()
-        self._vectors = np.zeros((0, 0), dtype=np.float32)  # unit rows, capacity grows x2
-        self._n_vectors = 0
+        self.query_index = VectorIndex()  # query id == row position (ids are added in order)
         # Interaction tier.
         self.interactions: dict[int, list[Interaction]] = {}
         # Insight graph: nodes ("i", insight id) and ("q", query id).
@@ -343,13 +341,6 @@ class GMemory(MemoryDesign):
         self.merges = 0
         # task key -> insight ids the last retrieval for that task returned.
         self.pending: dict[tuple[str, str, str, int], list[int]] = {}
-
-    # -- pickling -----------------------------------------------------------------------------
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        state["_vectors"] = self._vectors[: self._n_vectors].copy()  # spare capacity is not state
-        return state
 
     # -- LLM and embedding helpers ------------------------------------------------------------
 
@@ -387,13 +378,6 @@ class GMemory(MemoryDesign):
             if self.query_graph.degree(other) < MAX_DEGREE:
                 self.query_graph.add_edge(qid, other, weight=round(similarity, 4))
         self.query_index.add(qid, vector)
-        if self._n_vectors == len(self._vectors):
-            grown = np.zeros((max(16, 2 * len(self._vectors)), vector.size), dtype=np.float32)
-            if self._n_vectors:
-                grown[: self._n_vectors] = self._vectors[: self._n_vectors]
-            self._vectors = grown
-        self._vectors[self._n_vectors] = vector
-        self._n_vectors += 1
         self.query_texts.append(text)
         self.query_ids[text] = qid
         return qid
@@ -413,7 +397,7 @@ class GMemory(MemoryDesign):
         if not seen:
             return []
         ids = list(seen)
-        sims = self._vectors[ids] @ vector.astype(np.float32)
+        sims = self.query_index.similarities(vector, ids)
         found = [(q, float(s), seen[q]) for q, s in zip(ids, sims, strict=True)]
         found.sort(key=lambda item: (-item[1], item[0]))
         return found
@@ -603,7 +587,7 @@ class GMemory(MemoryDesign):
                 self._back_propagate(key, trajectory.success)
                 return
         else:
-            vector = self._vectors[qid]
+            vector = self.query_index.vector(qid)
         actions = [step.action for step in trajectory.steps]
         episode = self._episode_text(trajectory)
 

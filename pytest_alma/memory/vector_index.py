@@ -122,6 +122,31 @@ class VectorIndex:
             found = [(i, s) for i, s in found if s >= threshold]
         return found
 
+    def vector(self, position: int) -> npt.NDArray[np.float32]:
+        """A copy of the (unit-length) row added at ``position`` (0-based insertion order)."""
+        if not 0 <= position < self._size:
+            raise IndexError(f"position must be within 0..{self._size - 1}, got {position}")
+        return self._matrix[position].copy()
+
+    def similarities(self, query: Vector, positions: Sequence[int]) -> list[float]:
+        """Cosines between ``query`` and the rows added at ``positions`` (0-based, in order).
+
+        For designs that score a few known items (graph neighbours) without a full search and
+        without keeping a second copy of the vectors.
+        """
+        if not positions:
+            return []
+        q = np.asarray(query, dtype=np.float32).ravel()
+        if q.shape[0] != self.dim:
+            raise ValueError(f"query has size {q.shape[0]}, this index holds {self.dim}")
+        rows = np.asarray(positions, dtype=np.int64)
+        if rows.min() < 0 or rows.max() >= self._size:
+            raise IndexError(f"positions must be within 0..{self._size - 1}")
+        norm = float(np.linalg.norm(q))
+        if norm == 0.0:
+            return [0.0] * len(rows)
+        return [float(v) for v in self._matrix[rows] @ (q / norm)]
+
     def __getstate__(self) -> dict[str, Any]:
         # Pickle only the used rows: the spare capacity is not memory state.
         return {"dim": self.dim, "matrix": self._matrix[: self._size].copy(), "ids": self._ids}

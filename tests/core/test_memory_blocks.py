@@ -89,3 +89,15 @@ def test_unknown_or_missing_baselines_say_what_is_wrong(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown baseline 'mem0'; the baselines are no_memory"):
         baseline_path("mem0", tmp_path)
     assert baseline_path("g_memory", tmp_path).name == "g_memory.py"  # the shipped copy
+
+
+def test_rows_and_chosen_similarities_without_a_second_copy() -> None:
+    index = VectorIndex()
+    index.add_many(["a", "b", "c"], [[3, 4], [0, 2], [1, 0]])
+    assert index.vector(0).tolist() == pytest.approx([0.6, 0.8])
+    assert index.similarities([1, 0], [2, 0]) == pytest.approx([1.0, 0.6])
+    assert index.similarities([1, 0], []) == []
+    with pytest.raises(IndexError):
+        index.vector(3)
+    with pytest.raises(IndexError):
+        index.similarities([1, 0], [5])
