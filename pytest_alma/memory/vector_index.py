@@ -126,7 +126,8 @@ class VectorIndex:
         """A copy of the (unit-length) row added at ``position`` (0-based insertion order)."""
         if not 0 <= position < self._size:
             raise IndexError(f"position must be within 0..{self._size - 1}, got {position}")
-        return self._matrix[position].copy()
+        row: npt.NDArray[np.float32] = self._matrix[position].copy()
+        return row
 
     def similarities(self, query: Vector, positions: Sequence[int]) -> list[float]:
         """Cosines between ``query`` and the rows added at ``positions`` (0-based, in order).
