@@ -29,6 +29,16 @@ from pytest_alma import MemoryDesign, TaskStart, Trajectory
 MAX_PER_KEY = 5  # keep memory bounded: at most this many successes per rules text
 SHOWN = 2  # successes shown to the agent per retrieval
 FAILED_PREFIX = 6  # how many first moves of a failed episode to remember
+# Bounds that keep the retrieved memory small whatever the episodes contain (the contract
+# fuzzer feeds huge observations and odd actions): the agent's memory block is capped.
+MAX_PLAN = 50  # actions kept per plan
+ACTION_CHARS = 80  # characters kept per action
+SOURCE_CHARS = 500  # characters of the rules text shown as the source of the plans
+
+
+def bounded(actions: list[str]) -> list[str]:
+    """At most MAX_PLAN actions of at most ACTION_CHARS characters each."""
+    return [a[:ACTION_CHARS] for a in actions[:MAX_PLAN]]
 
 
 def rules_key(observation: str) -> str:
@@ -54,7 +64,7 @@ class RulesKeyedSuccesses(MemoryDesign):
         if trajectory.error:  # a harness failure says nothing about the game
             return
         key = rules_key(trajectory.start.observation)
-        actions = [step.action for step in trajectory.steps]
+        actions = bounded([step.action for step in trajectory.steps])
         if trajectory.success:
             bucket = self.successes.setdefault(key, [])
             if actions not in bucket:
@@ -80,7 +90,7 @@ class RulesKeyedSuccesses(MemoryDesign):
         memory: dict[str, Any] = {}
         if plans:
             memory["successful_action_sequences"] = plans[:SHOWN]
-            memory["from_levels_with_rules"] = source
+            memory["from_levels_with_rules"] = source[:SOURCE_CHARS]
         failed = self.failures.get(key, [])
         if failed:
             memory["openings_that_failed"] = failed[:SHOWN]

@@ -196,9 +196,16 @@ def _stream_test(loaded: LoadedDesign | None, env_name: str, repeat: int) -> Cal
 
 def _contract_test(loaded: LoadedDesign | None) -> Callable[..., None]:
     def design_contract(alma_harness: Any) -> None:
-        from pytest_alma.contract_smoke import check_basic_contract
+        # Imported here: Hypothesis loads only when a contract item runs.
+        from pytest_alma.contract.run import check_design
 
         assert loaded is not None
-        check_basic_contract(alma_harness, loaded)
+        settings = alma_harness.settings
+        check_design(
+            loaded,
+            memory_cap=settings.memory_cap,
+            call_timeout_s=settings.design_timeout or None,
+            envs=tuple(settings.envs),
+        )
 
     return design_contract

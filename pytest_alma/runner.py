@@ -24,7 +24,7 @@ from typing import Any
 from filelock import FileLock
 from filelock import Timeout as FileLockTimeout
 
-from pytest_alma import aio
+from pytest_alma import aio, isolation
 from pytest_alma.agent import AgentSettings, MemoryBlock, play
 from pytest_alma.design import (
     DesignCallError,
@@ -61,6 +61,9 @@ class HarnessConfig:
     model: str
     test_double: bool
     prices: dict[str, Any] = field(default_factory=dict)
+    #: A fingerprint of the upstream base URL (None: the provider's default), standing in for
+    #: the URL in cache keys: workers must not learn where the real provider is.
+    upstream: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,6 +76,7 @@ class HarnessConfig:
             "model": self.model,
             "test_double": self.test_double,
             "prices": self.prices,
+            "upstream": self.upstream,
         }
 
 
@@ -174,6 +178,9 @@ class Harness:
         self._collection_keys: dict[Task, str] = {}
         self._memory_keys: dict[tuple[str, str], str] = {}
         self._build_infos: dict[str, dict[str, Any]] = {}
+        # Designs run in this process from now on: they may write in their scratch dirs (and
+        # the temp dir) only, never in the project, the store or the reports.
+        isolation.protect([self.root, self.store.root, self.run_dir.parent])
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -268,7 +275,7 @@ class Harness:
             "env_settings": env.settings(),
             "agent": self.agent_settings(env_name).to_json(),
             "model": self.config.model,
-            "base_url": self.settings.base_url,
+            "base_url": self.config.upstream,
             "temperature": self.settings.temperature,
             "llm_seed": self.settings.seed,
         }
@@ -449,10 +456,33 @@ class Harness:
         if not path.exists():
             with self.store.lock(f"memory-{key}"):
                 if not path.exists():
-                    self._build_memory(loaded, env_name, path)
+                    self._build_guarded(loaded, env_name, path)
         blob = path.read_bytes()
         self._blobs[key] = blob
         return blob
+
+    def _build_guarded(self, loaded: LoadedDesign, env_name: str, path: Path) -> None:
+        """Build under a marker file, so that a build that killed its process is not retried.
+
+        A design calling ``os._exit`` (or crashing the interpreter) in ``general_update``
+        kills the xdist worker; the lock dies with it, but the marker stays. Every other item of
+        the design would otherwise rebuild and kill another worker, until xdist's restart limit
+        stops the whole session.
+        """
+        marker = path.with_suffix(".building")
+        if marker.exists() and read_json(marker).get("run_id") == self.config.run_id:
+            # A marker of an earlier session is stale: each session gets one fresh attempt.
+            raise DesignCallError(
+                f"an earlier attempt in this run to build the memory of {loaded.name} ended its "
+                "process (os._exit, a crash, or the operating system killing it); see the first "
+                f"failing item of {loaded.name}"
+            )
+        atomic_write_json(marker, {"pid": os.getpid(), "run_id": self.config.run_id})
+        try:
+            self._build_memory(loaded, env_name, path)
+        finally:
+            # Reached on every exception as well: only a dead process leaves the marker.
+            marker.unlink(missing_ok=True)
 
     def _build_memory(self, loaded: LoadedDesign, env_name: str, path: Path) -> None:
         started = time.perf_counter()

@@ -8,6 +8,7 @@ workers nothing but the gateway URL and a per-session token. At the end it write
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import secrets
@@ -36,6 +37,13 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 
+def upstream_fingerprint(base_url: str | None) -> str | None:
+    """What cache keys record of the upstream URL: a digest, so that workers never see it."""
+    if base_url is None:
+        return None
+    return "sha256:" + hashlib.sha256(base_url.encode("utf-8")).hexdigest()[:16]
+
+
 def harness_config_from_json(data: dict[str, Any], settings: AlmaSettings) -> HarnessConfig:
     """Rebuild the harness config a worker received (settings are re-read locally)."""
     return HarnessConfig(
@@ -48,6 +56,7 @@ def harness_config_from_json(data: dict[str, Any], settings: AlmaSettings) -> Ha
         model=str(data["model"]),
         test_double=bool(data["test_double"]),
         prices=dict(data.get("prices", {})),
+        upstream=data.get("upstream"),
     )
 
 
@@ -67,6 +76,8 @@ class ControllerServices:
     workers: int | None = None
     #: Each environment's outcome-relevant settings (``Environment.settings()``).
     environments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Credentials removed from ``os.environ`` while the session runs (restored by stop()).
+    scrubbed_environment: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def start(cls, config: pytest.Config, settings: AlmaSettings) -> ControllerServices:
@@ -126,6 +137,12 @@ class ControllerServices:
             if scripted is not None:
                 scripted.stop()
             raise
+        # The gateway child holds the key now. Take it (and anything else that looks like a
+        # credential) out of this process's environment before xdist spawns the workers, which
+        # inherit it; put back at the end of the session (see stop()).
+        from pytest_alma.isolation import scrub_controller_environment
+
+        scrubbed = scrub_controller_environment(settings.api_key_env)
         run_id = new_run_id()
         reports = Path(settings.reports)
         run_dir = (reports if reports.is_absolute() else rootdir / reports) / run_id
@@ -141,6 +158,7 @@ class ControllerServices:
             started=time.time(),
             workers=_xdist_workers(config),
             environments=environments,
+            scrubbed_environment=scrubbed,
         )
 
     def harness_config_json(self) -> dict[str, Any]:
@@ -153,6 +171,7 @@ class ControllerServices:
             "model": self.model,
             "test_double": self.test_double,
             "prices": {},
+            "upstream": upstream_fingerprint(self.settings.base_url),
         }
 
     def header_lines(self) -> list[str]:
@@ -166,6 +185,10 @@ class ControllerServices:
         return lines
 
     def stop(self) -> None:
+        from pytest_alma.isolation import restore_controller_environment
+
+        restore_controller_environment(self.scrubbed_environment)
+        self.scrubbed_environment = {}
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None

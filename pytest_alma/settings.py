@@ -67,6 +67,13 @@ def _niceness(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be zero or more")
+    return value
+
+
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
@@ -138,6 +145,13 @@ OPTIONS: tuple[Option, ...] = (
         10,
         _niceness,
     ),
+    Option(
+        "worker-memory-mb",
+        "address-space limit of each xdist worker in MB (0 = no limit); a design that "
+        "allocates beyond it fails its own item",
+        4096,
+        _non_negative_int,
+    ),
     Option("designs", "design directories to collect, comma-separated", "designs,baselines", _csv),
     Option("faults", "faults the scripted model injects, e.g. '429@3,500@5' or '429:0.1'", None),
     Option(
@@ -178,6 +192,7 @@ class AlmaSettings:
     store: str
     worker_nice: int
     reports: str
+    worker_memory_mb: int
     designs: tuple[str, ...]
     faults: str | None
     scripted_latency: float
@@ -280,6 +295,7 @@ def resolve(
         store=values["store"],
         worker_nice=values["worker-nice"],
         reports=values["reports"],
+        worker_memory_mb=values["worker-memory-mb"],
         designs=(
             tuple(values["designs"])
             if not isinstance(values["designs"], str)
