@@ -115,9 +115,13 @@ def test_sigkill_mid_run_then_rerun_reuses_finished_work(project: pytest.Pyteste
     data = results_of(project)
     reused = [c for c in data["collection"] if not c["played_now"]]
     assert len(reused) >= len(finished)
-    calls = sum(e["agent_tokens"]["calls"] for e in data["episodes"])
-    cached = sum(e["agent_tokens"]["cached_calls"] for e in data["episodes"])
-    assert cached > 0 and calls > 0
+    # The killed run's committed LLM replies answer the same calls in the re-run: the collection
+    # episodes it had not finished are replayed from their first (cached) steps. (Replies still
+    # queued for the cache when the process was killed are lost, by design: they are re-asked.)
+    replayed = [c for c in data["collection"] if c["played_now"]]
+    hits = sum(int(c["tokens"]["cached_calls"]) for c in replayed)
+    hits += sum(e["agent_tokens"]["cached_calls"] for e in data["episodes"])
+    assert hits > 0 or len(reused) == len(data["collection"])
 
 
 def test_retrieved_memory_reaches_the_agent_and_changes_what_it_does(
