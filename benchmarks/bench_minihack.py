@@ -64,17 +64,10 @@ def _ms(samples: list[int]) -> float:
 
 
 def _prepare_boxoban(task: str, folder: str | None) -> None:
-    # The level-file support lives in pytest_alma.envs.minihack.boxoban; any failure here (module
-    # missing, no files) surfaces when the task is made and skips it with a note.
+    # A missing level folder raises here; the caller reports it and skips the task with a note.
     from pytest_alma.envs.minihack import boxoban
 
-    use: Any = getattr(boxoban, "use_levels", None)
-    if use is not None:
-        use(task, folder)
-        return
-    use = getattr(boxoban, "use_boxoban_levels", None)
-    if use is not None:
-        use(folder)
+    boxoban.use_levels(task, folder)
 
 
 def make_env(task: str, boxoban_levels: str | None) -> Any:

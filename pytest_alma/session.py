@@ -37,6 +37,11 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 
+def plan_task_ids(plan: Any) -> set[str]:
+    """The task ids of a plan's deployment episodes."""
+    return {episode.task.task_id for episode in plan.deployment}
+
+
 def upstream_fingerprint(base_url: str | None) -> str | None:
     """What cache keys record of the upstream URL: a digest, so that workers never see it."""
     if base_url is None:
@@ -90,9 +95,16 @@ class ControllerServices:
         environments: dict[str, dict[str, Any]] = {}
         for env_name in settings.envs:
             # Fail fast, before any worker starts: an unknown environment lists the known
-            # ones; a bad split or limit names the option to fix.
-            env = load_environment(env_name)
-            plan_for(env, env_name, settings)
+            # ones; a bad split or limit names the option to fix; a missing extra or dataset
+            # says how to get it (as a usage error, not a traceback).
+            try:
+                env = load_environment(env_name)
+            except (OSError, ImportError, RuntimeError) as exc:
+                raise ValueError(f"cannot use the {env_name} environment: {exc}") from exc
+            plan = plan_for(env, env_name, settings)
+            check_tasks = getattr(env, "check_tasks", None)
+            if callable(check_tasks):  # optional: data a task needs, checked before any episode
+                check_tasks(sorted({t.task_id for t in plan.collection} | plan_task_ids(plan)))
             environments[env_name] = env.settings()  # presets etc., recorded with the results
         rootdir = Path(config.rootpath)
         store_root = Path(settings.store)

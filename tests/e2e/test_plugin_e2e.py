@@ -91,3 +91,29 @@ def test_bad_options_are_usage_errors_before_any_episode(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
     assert not (project.path / "reports").exists()
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "message"),
+    [
+        (
+            {"ALFWORLD_DATA": "/nonexistent"},
+            ["--alma-env=alfworld"],
+            "*cannot use the alfworld environment*alfworld-download*",
+        ),
+        (
+            {"ALMA_MINIHACK_BOXOBAN_LEVELS": ""},
+            ["--alma-env=minihack", "--alma-split=balrog"],
+            "*Boxoban-*needs the Boxoban level files*ALMA_MINIHACK_BOXOBAN_LEVELS*",
+        ),
+    ],
+)
+def test_missing_datasets_are_usage_errors_before_any_episode(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, env: dict, args: list, message: str
+) -> None:
+    pytest.importorskip(args[0].split("=")[1], reason="needs the environment's extra")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = project.runpytest_subprocess(*args, "-p", "no:randomly")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])

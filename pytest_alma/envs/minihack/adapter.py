@@ -20,6 +20,7 @@ from typing import Any
 
 from pytest_alma.envs.base import InvalidAction, StepResult
 from pytest_alma.envs.minihack.actions import DEFAULT_ACTION, action_prompt
+from pytest_alma.envs.minihack.boxoban import BoxobanLevelsMissing, is_boxoban, use_levels
 from pytest_alma.envs.minihack.game import MiniHackGame, import_minihack
 from pytest_alma.envs.minihack.tasks import ALMA_TASK_IDS, PRESETS, SPLITS, Preset, category
 from pytest_alma.records import Task, TaskStart
@@ -194,6 +195,15 @@ class MiniHackEnvironment:
             "preset": self.preset.to_json(),
             "boxoban_levels": self.boxoban_levels or os.environ.get("ALMA_MINIHACK_BOXOBAN_LEVELS"),
         }
+
+    def check_tasks(self, task_ids: list[str]) -> None:
+        """Raise ValueError, before any episode, when a planned Boxoban task lacks its levels."""
+        for task_id in task_ids:
+            if is_boxoban(task_id):
+                try:
+                    use_levels(task_id, self.boxoban_levels)
+                except BoxobanLevelsMissing as exc:
+                    raise ValueError(str(exc)) from None
 
     def open(self, task: Task, max_steps: int) -> MiniHackEpisode:
         if task.task_id not in ALMA_TASK_IDS:

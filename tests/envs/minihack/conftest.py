@@ -1,9 +1,10 @@
-"""MiniHack test set-up: where the Boxoban level files are.
+"""MiniHack test set-up: where the Boxoban level files come from.
 
-The level files are not in the repository (DeepMind's boxoban-levels, Apache-2.0). Tests look in
-``$ALMA_MINIHACK_BOXOBAN_LEVELS``, then in ``../shared/data/boxoban-levels`` beside the checkout
-(a few files are provided there on the project's machines); Boxoban tests are skipped, saying
-so, when neither exists.
+DeepMind's level files are not in the repository (boxoban-levels, Apache-2.0). Tests use
+``$ALMA_MINIHACK_BOXOBAN_LEVELS`` or ``../shared/data/boxoban-levels`` beside the checkout when
+one exists, and otherwise a tiny folder of puzzles written here, in the same format (``; N``
+header, 10x10 board: ``#`` wall, ``$`` box, ``.`` target, ``@`` player). So Boxoban is always
+tested, never skipped.
 """
 
 from __future__ import annotations
@@ -15,8 +16,36 @@ import pytest
 
 _SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "boxoban-levels"
 
+#: Two small puzzles of our own, 4 boxes and 4 targets each.
+_PUZZLES = """\
+; 0
+##########
+#        #
+#  $  .  #
+#        #
+#  $  .  #
+#    @   #
+#  $  .  #
+#        #
+#  $  .  #
+##########
 
-def _levels() -> Path | None:
+; 1
+##########
+#   #    #
+# $ # .  #
+#   #    #
+# $   .  #
+#    @   #
+# $   .  #
+#   #    #
+# $ # .  #
+##########
+
+"""
+
+
+def _found() -> Path | None:
     configured = os.environ.get("ALMA_MINIHACK_BOXOBAN_LEVELS")
     for candidate in (Path(configured) if configured else None, _SHARED):
         if candidate is not None and (candidate / "hard").is_dir():
@@ -25,18 +54,13 @@ def _levels() -> Path | None:
 
 
 @pytest.fixture(scope="session")
-def levels_or_none() -> Path | None:
-    """The Boxoban level folder, or None when there is none."""
-    return _levels()
-
-
-@pytest.fixture(scope="session")
-def boxoban_levels() -> Path:
-    """The Boxoban level folder (the test is skipped when there is none)."""
-    found = _levels()
-    if found is None:
-        pytest.skip(
-            "no Boxoban level files: set ALMA_MINIHACK_BOXOBAN_LEVELS to a checkout of "
-            "https://github.com/deepmind/boxoban-levels"
-        )
-    return found
+def boxoban_levels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Boxoban level folder: the real files when present, else our own small puzzles."""
+    found = _found()
+    if found is not None:
+        return found
+    root = tmp_path_factory.mktemp("boxoban-levels")
+    for folder in ("hard", "medium/train", "unfiltered/train"):
+        (root / folder).mkdir(parents=True)
+        (root / folder / "000.txt").write_text(_PUZZLES)
+    return root

@@ -61,17 +61,8 @@ def test_splits_are_reproducible() -> None:
 
 
 @pytest.fixture(scope="module")
-def env(levels_or_none: Path | None) -> MiniHackEnvironment:
-    return MiniHackEnvironment(boxoban_levels=str(levels_or_none) if levels_or_none else None)
-
-
-@pytest.fixture(autouse=True)
-def _boxoban_needs_levels(request: pytest.FixtureRequest, levels_or_none: Path | None) -> None:
-    """Boxoban tasks need the level files: skip them, saying why, when there are none."""
-    callspec = getattr(request.node, "callspec", None)
-    task_id = str(callspec.params.get("task_id", "")) if callspec is not None else ""
-    if is_boxoban(task_id) and levels_or_none is None:
-        request.getfixturevalue("boxoban_levels")  # skips with the reason
+def env(boxoban_levels: Path) -> MiniHackEnvironment:
+    return MiniHackEnvironment(boxoban_levels=str(boxoban_levels))
 
 
 @pytest.mark.parametrize("task_id", ALMA_TASK_IDS)
