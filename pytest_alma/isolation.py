@@ -43,7 +43,9 @@ from typing import Any
 CREDENTIAL_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
 
 #: Variables designs must not read although their names look harmless: the upstream server.
-UPSTREAM_VARS = ("ALMA_BASE_URL", "OPENAI_BASE_URL", "OPENAI_API_BASE")
+# PYTEST_ALMA_ATTACH holds a search sub-session's gateway token: its workers get what they need
+# through xdist's workerinput, so designs do not find it in the environment.
+UPSTREAM_VARS = ("ALMA_BASE_URL", "OPENAI_BASE_URL", "OPENAI_API_BASE", "PYTEST_ALMA_ATTACH")
 
 #: Most characters of JSON a retrieve may return. The prompt shows ``--alma-memory-cap``
 #: characters (16 000 by default); anything far beyond that is a bug, and writing it into every

@@ -28,6 +28,7 @@ import pytest
 from pytest_alma.settings import OPTIONS, AlmaSettings, SettingsError, resolve
 
 if TYPE_CHECKING:
+    from pytest_alma.gate import GateSession
     from pytest_alma.runner import Harness
     from pytest_alma.session import ControllerServices
 
@@ -89,12 +90,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("alma", "pytest-alma: memory designs for LLM agents")
     for option in OPTIONS:
         extra = f" [choices: {', '.join(option.choices)}]" if option.choices else ""
-        group.addoption(
-            option.flag,
-            dest=option.dest,
-            default=None,
-            help=f"{option.help}{extra} (env {option.env_var}, ini {option.ini})",
-        )
+        help_text = f"{option.help}{extra} (env {option.env_var}, ini {option.ini})"
+        if option.switch:
+            group.addoption(
+                option.flag, dest=option.dest, default=None, action="store_const", const="1",
+                help=help_text,
+            )
+        else:
+            group.addoption(option.flag, dest=option.dest, default=None, help=help_text)
         parser.addini(option.ini, help=option.help, default=None)
 
 
@@ -102,9 +105,18 @@ def _read_settings(config: pytest.Config) -> AlmaSettings:
     cli = {o.name: config.getoption(o.dest) for o in OPTIONS}
     ini = {o.name: config.getini(o.ini) for o in OPTIONS}
     try:
-        return resolve(cli, ini)
+        settings = resolve(cli, ini)
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if os.environ.get("PYTEST_ALMA_ATTACH"):
+        # A search sub-session evaluates one candidate: it never searches or gates itself,
+        # whatever the project's ini or environment says.
+        import dataclasses
+
+        from pytest_alma.settings import GateSettings, SearchSettings
+
+        settings = dataclasses.replace(settings, search=SearchSettings(), gate=GateSettings())
+    return settings
 
 
 def _design_dirs(config: pytest.Config, settings: AlmaSettings) -> list[Path]:
@@ -256,27 +268,96 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     return state.services.header_lines()
 
 
+#: The record / regression gate / replay state of the session (``pytest_alma.gate``).
+GATE_KEY: pytest.StashKey[GateSession | None] = pytest.StashKey()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Record, gate and replay set-up (``--alma-record``, ``--alma-regression``,
+    ``--alma-cache=replay-only``): before any item runs and before xdist starts its workers,
+    so that a missing record or a settings mismatch fails fast, as a usage error."""
+    config = session.config
+    state = config.stash.get(STATE_KEY, None)
+    if state is None or not state.active or os.environ.get("PYTEST_ALMA_ATTACH"):
+        return  # (a search sub-session never records or gates: its parent does)
+    from pytest_alma.gate import GateError, GateSession
+
+    try:
+        config.stash[GATE_KEY] = GateSession.start(
+            state.settings,
+            worker=state.is_worker,
+            rootdir=Path(config.rootpath),
+            services=state.services,
+        )
+    except GateError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _gate_after_session(session: pytest.Session, state: SessionState) -> None:
+    """Write the record or run the regression gate, now that results.json is written."""
+    gate = session.config.stash.get(GATE_KEY, None)
+    if gate is None:
+        return
+    from pytest_alma.gate import combine_exit_status
+
+    results = state.services.run_dir / "results.json" if state.services is not None else None
+    status = gate.finish(results, int(session.exitstatus))
+    session.exitstatus = combine_exit_status(int(session.exitstatus), status)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(STATE_KEY, None)
     if state is None or not state.active:
         return
     if state.is_worker:
+        _gate_after_session(session, state)
         state.close()
         return
     if state.services is not None and (state.episodes or state.collections):
         state.summary_lines = state.services.finish(
             state.episodes, state.builds, list(state.collections.values())
         )
+        if state.settings.search.enabled:
+            _search_after_session(session, state)
+    _gate_after_session(session, state)
+
+
+def _search_after_session(session: pytest.Session, state: SessionState) -> None:
+    """``--alma-search``: the meta-agent runs now that every worker is done (controller only)."""
+    from pytest_alma.search.after_session import run_after_session
+
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+
+    def progress(line: str) -> None:  # live: a search takes minutes with a real model
+        if reporter is not None:
+            reporter.write_line(line)
+
+    assert state.services is not None
+    if reporter is not None:
+        reporter.section("pytest-alma search", sep="-")
+    state.summary_lines += run_after_session(
+        state.services, _design_dirs(session.config, state.settings), progress
+    )
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     state = config.stash.get(STATE_KEY, None)
-    if state is None or not state.active or state.is_worker or not state.summary_lines:
+    if state is None or not state.active or state.is_worker:
         return
-    terminalreporter.section("pytest-alma")
-    for line in state.summary_lines:
-        terminalreporter.write_line(line)
+    if state.summary_lines:
+        terminalreporter.section("pytest-alma")
+        for line in state.summary_lines:
+            terminalreporter.write_line(line)
+    gate = config.stash.get(GATE_KEY, None)
+    if gate is not None and gate.lines:
+        terminalreporter.section(gate.title)
+        for line in gate.lines:
+            terminalreporter.write_line(line)
+    if gate is not None and gate.failures:
+        # Counted on pytest's last line ("38 passed, 1 failed the gate"), as other plugins
+        # count reruns: otherwise a session failed by the gate ends on a green "38 passed".
+        terminalreporter.stats.setdefault("failed the gate", []).extend([gate] * gate.failures)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

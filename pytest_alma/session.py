@@ -9,6 +9,7 @@ workers nothing but the gateway URL and a per-session token. At the end it write
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import secrets
@@ -83,9 +84,14 @@ class ControllerServices:
     environments: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Credentials removed from ``os.environ`` while the session runs (restored by stop()).
     scrubbed_environment: dict[str, str] = field(default_factory=dict, repr=False)
+    #: The upstream fingerprint of the cache keys (set when attached to another session's
+    #: gateway, whose upstream this process does not know).
+    upstream: str | None = None
 
     @classmethod
     def start(cls, config: pytest.Config, settings: AlmaSettings) -> ControllerServices:
+        """Check the environments, then start the scripted model and the gateway (or attach to
+        the gateway of the session that started this one as a search sub-session)."""
         from pytest_alma.envs.base import load_environment
         from pytest_alma.llm.gateway_process import GatewayProcess
         from pytest_alma.llm.scripted_process import ScriptedServerProcess
@@ -112,6 +118,22 @@ class ControllerServices:
         store.root.mkdir(parents=True, exist_ok=True)
         model = settings.model or SCRIPTED_MODEL
         test_double = model == SCRIPTED_MODEL
+        attached = attached_gateway()
+        if attached is not None:
+            # A search sub-session: same gateway (cache, budget, key) as the session that
+            # started it; nothing to start, nothing to stop.
+            return cls._new(
+                config,
+                settings,
+                rootdir,
+                environments,
+                attached,
+                None,
+                {},
+                model=attached.model,
+                test_double=attached.test_double,
+                upstream=attached.upstream,
+            )
         scripted = None
         if test_double:
             scripted = ScriptedServerProcess(
@@ -123,6 +145,10 @@ class ControllerServices:
         else:
             upstream_url = settings.base_url
             api_key = os.environ.get(settings.api_key_env)
+            if not api_key and settings.cache == "replay":
+                # Replay-only never calls the model (CI re-plays a record without a key): the
+                # SDK in the gateway only needs some key to construct its client.
+                api_key = "replay-only-no-key"
             if not api_key:
                 if upstream_url is None:
                     raise SettingsError(
@@ -133,6 +159,7 @@ class ControllerServices:
                 api_key = "not-needed"  # local servers (Ollama, vLLM) accept any key
         if settings.faults and not test_double:
             raise SettingsError("--alma-faults only applies to the scripted model")
+        prices_path = _checked_price_file(settings.prices, rootdir)
         gateway = GatewayProcess(
             upstream_base_url=upstream_url,
             upstream_api_key=api_key,
@@ -142,6 +169,7 @@ class ControllerServices:
             max_concurrency=settings.concurrency,
             max_retries=settings.llm_retries,
             timeout_s=settings.llm_timeout,
+            prices_path=prices_path,
         )
         try:
             gateway.start()
@@ -155,14 +183,41 @@ class ControllerServices:
         from pytest_alma.isolation import scrub_controller_environment
 
         scrubbed = scrub_controller_environment(settings.api_key_env)
+        return cls._new(
+            config,
+            settings,
+            rootdir,
+            environments,
+            gateway,
+            scripted,
+            scrubbed,
+            model=model,
+            test_double=test_double,
+            upstream=None,
+        )
+
+    @classmethod
+    def _new(
+        cls,
+        config: pytest.Config,
+        settings: AlmaSettings,
+        rootdir: Path,
+        environments: dict[str, dict[str, Any]],
+        gateway: Any,
+        scripted: Any,
+        scrubbed: dict[str, str],
+        *,
+        model: str,
+        test_double: bool,
+        upstream: str | None,
+    ) -> ControllerServices:
         run_id = new_run_id()
         reports = Path(settings.reports)
-        run_dir = (reports if reports.is_absolute() else rootdir / reports) / run_id
         return cls(
             settings=settings,
             rootdir=rootdir,
             run_id=run_id,
-            run_dir=run_dir,
+            run_dir=(reports if reports.is_absolute() else rootdir / reports) / run_id,
             model=model,
             test_double=test_double,
             gateway=gateway,
@@ -171,6 +226,7 @@ class ControllerServices:
             workers=_xdist_workers(config),
             environments=environments,
             scrubbed_environment=scrubbed,
+            upstream=upstream,
         )
 
     def harness_config_json(self) -> dict[str, Any]:
@@ -183,7 +239,23 @@ class ControllerServices:
             "model": self.model,
             "test_double": self.test_double,
             "prices": {},
-            "upstream": upstream_fingerprint(self.settings.base_url),
+            "upstream": self.upstream_fingerprint(),
+        }
+
+    def upstream_fingerprint(self) -> str | None:
+        """What the cache keys record of the upstream (never the URL itself)."""
+        if self.upstream is not None:
+            return self.upstream
+        return upstream_fingerprint(self.settings.base_url)
+
+    def attach_document(self) -> dict[str, Any]:
+        """What a search sub-session needs to use this session's gateway."""
+        return {
+            "gateway_url": self.gateway.url,
+            "gateway_token": self.gateway.token,
+            "model": self.model,
+            "test_double": self.test_double,
+            "upstream": self.upstream_fingerprint(),
         }
 
     def header_lines(self) -> list[str]:
@@ -214,18 +286,42 @@ class ControllerServices:
         builds: dict[str, dict[str, Any]],
         collection: list[dict[str, Any]],
     ) -> list[str]:
-        """Write results.json and summary.md; return the terminal summary lines."""
-        from pytest_alma.report import render_summary, terminal_lines
+        """Write results.json, then the reports (summary.md, the charts, report.html); return
+        the terminal summary lines."""
+        from pytest_alma.report import (
+            HTML_FILE,
+            SUMMARY_FILE,
+            aggregate,
+            terminal_lines,
+            write_reports,
+        )
         from pytest_alma.store import atomic_write_json, atomic_write_text
 
         results = self.results_document(episodes, builds, collection)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        # results.json first and on its own: every report can be rendered again from it with
+        # `python -m pytest_alma report`, so a rendering failure below loses nothing.
         atomic_write_json(self.run_dir / "results.json", results)
-        atomic_write_text(self.run_dir / "summary.md", render_summary(results))
         atomic_write_text(self.run_dir.parent / "LATEST", self.run_id + "\n")
-        lines = terminal_lines(results)
-        lines.append(f"report: {self.run_dir / 'summary.md'}")
+        try:
+            rows = aggregate(results)  # the statistics, once for the table and every report
+            lines = terminal_lines(results, rows)
+            rendered = write_reports(results, self.run_dir, rows=rows)
+        except Exception as exc:  # never fail the session over a report
+            return [
+                f"reports not rendered ({type(exc).__name__}: {exc}); results are in "
+                f"{self.run_dir / 'results.json'}: `python -m pytest_alma report "
+                f"{self.run_dir}` renders them again"
+            ]
+        lines.extend(rendered.notes)
+        lines.append(f"report: {self.run_dir / SUMMARY_FILE} and {self.run_dir / HTML_FILE}")
         return lines
+
+    def render_reports(self, results: dict[str, Any]) -> None:
+        """Render the run's reports again from ``results`` (after the search added its part)."""
+        from pytest_alma.report import write_reports
+
+        write_reports(results, self.run_dir)
 
     def results_document(
         self,
@@ -253,6 +349,67 @@ class ControllerServices:
             "collection": sorted(collection, key=lambda c: c["task"]["task_id"]),
             "episodes": ordered,
         }
+
+
+def _checked_price_file(path: str | None, rootdir: Path) -> str | None:
+    """The absolute path of ``--alma-prices``, read once here so that a bad file is a usage
+    error now rather than a gateway that fails to start."""
+    if path is None:
+        return None
+    from pytest_alma.llm.pricing import PriceTable, load_price_file
+
+    resolved = Path(path) if Path(path).is_absolute() else rootdir / path
+    try:
+        PriceTable.default().with_overrides(load_price_file(resolved))
+    except (OSError, ValueError) as exc:
+        raise SettingsError(
+            f"--alma-prices {path}: cannot use this price file ({exc}); it must map model "
+            "names to {input, cached_input, output} in USD per million tokens"
+        ) from None
+    return str(resolved)
+
+
+#: Set by the search for its sub-sessions: JSON of :meth:`ControllerServices.attach_document`.
+ATTACH_ENV = "PYTEST_ALMA_ATTACH"
+
+
+@dataclass
+class AttachedGateway:
+    """Another session's running gateway, used by a search sub-session (never stopped here)."""
+
+    url: str
+    token: str
+    model: str
+    test_double: bool
+    upstream: str | None
+
+    def stats(self) -> dict[str, Any]:
+        from pytest_alma.llm.gateway_process import gateway_stats
+
+        return gateway_stats(self.url, self.token)
+
+    def accounting(self) -> Any:
+        from pytest_alma.llm.accounting import Accounting
+
+        return Accounting.from_json(self.stats()["accounting"])
+
+    def stop(self) -> None:
+        """The gateway belongs to the session that started this one."""
+
+
+def attached_gateway() -> AttachedGateway | None:
+    """The gateway to attach to, when this session is a search sub-session."""
+    raw = os.environ.get(ATTACH_ENV)
+    if not raw:
+        return None
+    data = json.loads(raw)
+    return AttachedGateway(
+        url=str(data["gateway_url"]),
+        token=str(data["gateway_token"]),
+        model=str(data["model"]),
+        test_double=bool(data["test_double"]),
+        upstream=data.get("upstream"),
+    )
 
 
 def machine_info() -> dict[str, Any]:

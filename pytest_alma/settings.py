@@ -28,6 +28,8 @@ class Option:
     default: Any = None
     parse: Callable[[str], Any] = str
     choices: tuple[str, ...] = ()
+    #: A switch: ``--alma-<name>`` takes no value on the command line (env/ini: 1/0, true/false).
+    switch: bool = False
 
     @property
     def flag(self) -> str:
@@ -78,6 +80,45 @@ def _csv(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def _boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be 1/0, true/false, yes/no or on/off")
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise ValueError("must be at least 0 and below 1")
+    return value
+
+
+def _similarity(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise ValueError("must be above 0 and at most 1 (1: reject identical code only)")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise ValueError("must be above zero")
+    return value
+
+
+#: Modules a generated design may not import (``--alma-search-forbidden-imports``): process,
+#: network and FFI access that a memory design has no use for. The isolation of workers is the
+#: real guard (docs/isolation.md); this list rejects such code before anything runs.
+DEFAULT_FORBIDDEN_IMPORTS = (
+    "subprocess,socket,ctypes,multiprocessing,pty,signal,urllib,http,requests,httpx,aiohttp,"
+    "openai,shutil,importlib,builtins,pytest_alma.llm,pytest_alma.isolation"
+)
+
+
 OPTIONS: tuple[Option, ...] = (
     Option(
         "env",
@@ -103,7 +144,14 @@ OPTIONS: tuple[Option, ...] = (
         "max-steps", "agent step cap per episode (default: the environment's)", None, _positive_int
     ),
     Option("limit", "at most N tasks per split, for quick runs", None, _positive_int),
-    Option("cache", "LLM response cache mode", "rw", str, ("rw", "ro", "replay", "off")),
+    Option(
+        "cache",
+        "LLM response cache mode (replay-only: serve recorded replies, any other call is an "
+        "error; 'replay' is its old name)",
+        "rw",
+        str,
+        ("rw", "ro", "replay-only", "replay", "off"),
+    ),
     Option(
         "budget-usd",
         "stop making LLM calls once this many dollars are spent",
@@ -160,9 +208,174 @@ OPTIONS: tuple[Option, ...] = (
         0.0,
         _non_negative_float,
     ),
+    Option(
+        "prices",
+        "a JSON or TOML file of model prices in USD per million tokens "
+        "({model: {input, cached_input, output}}) that overrides the built-in table",
+        None,
+    ),
+    # -- the meta-agent search (pytest --alma-search; docs/search.md) ----------------------
+    Option(
+        "search",
+        "after the session, run the ALMA meta-agent: write new designs for the next session",
+        False,
+        _boolean,
+        switch=True,
+    ),
+    Option("search-steps", "generations the search runs in this invocation", 1, _positive_int),
+    Option("search-children", "parents drawn (children made) per generation", 5, _positive_int),
+    Option("meta-model", "model of the meta-agent (default: the agent's model)", None),
+    Option(
+        "search-archive",
+        "the search archive (SQLite; default: <store>/search/archive.sqlite3)",
+        None,
+    ),
+    Option(
+        "search-out",
+        "directory the search writes new designs to (default: the first --alma-designs dir)",
+        None,
+    ),
+    Option(
+        "search-root",
+        "how an empty archive starts: from the session's designs or one written from scratch",
+        "designs",
+        str,
+        ("designs", "scratch"),
+    ),
+    Option(
+        "search-edit-format",
+        "how the meta-agent writes a child: the whole file or SEARCH/REPLACE edits",
+        "full",
+        str,
+        ("full", "edits"),
+    ),
+    Option(
+        "search-heldout",
+        "fraction of tasks held out from the meta-agent and used for the search reward "
+        "(0: the reference's protocol, reward on the tasks it sees)",
+        0.0,
+        _fraction,
+    ),
+    Option("search-temperature", "softmax temperature of parent selection", 0.5, _positive_float),
+    Option(
+        "search-visit-penalty",
+        "weight of ln(1 + visits) subtracted from a parent's selection score",
+        0.5,
+        _non_negative_float,
+    ),
+    Option(
+        "search-normalise",
+        "reward normalisation against No Memory before selection",
+        "sigmoid",
+        str,
+        ("sigmoid", "difference", "none"),
+    ),
+    Option("search-repairs", "repair rounds for a failing candidate", 3, _non_negative_int),
+    Option(
+        "search-forbidden-imports",
+        "modules a generated design may not import, comma-separated",
+        DEFAULT_FORBIDDEN_IMPORTS,
+        _csv,
+    ),
+    Option(
+        "search-novelty",
+        "reject a candidate whose normalised code is at least this similar to an archived one",
+        0.98,
+        _similarity,
+    ),
+    Option(
+        "search-smoke-tasks",
+        "tasks of the smoke sub-session that verifies a candidate before it is evaluated",
+        2,
+        _positive_int,
+    ),
+    # -- records and the regression gate (docs/ci.md) ----------------------------------
+    Option(
+        "record",
+        "write this run's scores (and a replay file of its LLM calls) to the committed record",
+        False,
+        _boolean,
+        switch=True,
+    ),
+    Option(
+        "regression",
+        "compare this run with the committed record and fail the session on a regression",
+        False,
+        _boolean,
+        switch=True,
+    ),
+    Option(
+        "record-file",
+        "the committed record of scores (default: reports/alma-record.json)",
+        None,
+    ),
+    Option(
+        "regression-threshold",
+        "how much worse a design may be before the gate fails, e.g. 'mean:5%', "
+        "'mean:0.05' (absolute) or 'p:0.05' (significantly worse); per design: "
+        "'design=mean:2%,*=mean:5%'",
+        "mean:5%",
+    ),
+    Option(
+        "fail-on-improvement",
+        "also fail the gate when a design is better than the record beyond the threshold",
+        False,
+        _boolean,
+        switch=True,
+    ),
 )
 
 OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """The meta-agent search's settings (``--alma-search*``, ``--alma-meta-model``)."""
+
+    enabled: bool = False
+    steps: int = 1
+    children: int = 5
+    meta_model: str | None = None
+    archive: str | None = None
+    out: str | None = None
+    root: str = "designs"
+    edit_format: str = "full"
+    heldout: float = 0.0
+    temperature: float = 0.5
+    visit_penalty: float = 0.5
+    normalise: str = "sigmoid"
+    repairs: int = 3
+    forbidden_imports: tuple[str, ...] = ()
+    novelty: float = 0.98
+    smoke_tasks: int = 2
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "steps": self.steps,
+            "children": self.children,
+            "meta_model": self.meta_model,
+            "root": self.root,
+            "edit_format": self.edit_format,
+            "heldout": self.heldout,
+            "temperature": self.temperature,
+            "visit_penalty": self.visit_penalty,
+            "normalise": self.normalise,
+            "repairs": self.repairs,
+            "forbidden_imports": list(self.forbidden_imports),
+            "novelty": self.novelty,
+            "smoke_tasks": self.smoke_tasks,
+        }
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """The record and regression gate's settings (``--alma-record``, ``--alma-regression``)."""
+
+    record: bool = False
+    regression: bool = False
+    record_file: str | None = None
+    threshold: str = "mean:5%"
+    fail_on_improvement: bool = False
 
 
 @dataclass(frozen=True)
@@ -196,6 +409,9 @@ class AlmaSettings:
     designs: tuple[str, ...]
     faults: str | None
     scripted_latency: float
+    prices: str | None = None
+    search: SearchSettings = field(default_factory=SearchSettings)
+    gate: GateSettings = field(default_factory=GateSettings)
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -282,7 +498,8 @@ def resolve(
         rollout=values["rollout"],
         max_steps=values["max-steps"],
         limit=values["limit"],
-        cache=values["cache"],
+        # "replay" is the old name of replay-only; the cache knows the mode as "replay".
+        cache="replay" if values["cache"] == "replay-only" else values["cache"],
         budget_usd=values["budget-usd"],
         seed=values["seed"],
         temperature=values["temperature"],
@@ -303,5 +520,36 @@ def resolve(
         ),
         faults=values["faults"],
         scripted_latency=values["scripted-latency"],
+        prices=values["prices"],
+        search=SearchSettings(
+            enabled=bool(values["search"]),
+            steps=values["search-steps"],
+            children=values["search-children"],
+            meta_model=values["meta-model"],
+            archive=values["search-archive"],
+            out=values["search-out"],
+            root=values["search-root"],
+            edit_format=values["search-edit-format"],
+            heldout=values["search-heldout"],
+            temperature=values["search-temperature"],
+            visit_penalty=values["search-visit-penalty"],
+            normalise=values["search-normalise"],
+            repairs=values["search-repairs"],
+            forbidden_imports=_as_tuple(values["search-forbidden-imports"]),
+            novelty=values["search-novelty"],
+            smoke_tasks=values["search-smoke-tasks"],
+        ),
+        gate=GateSettings(
+            record=bool(values["record"]),
+            regression=bool(values["regression"]),
+            record_file=values["record-file"],
+            threshold=values["regression-threshold"],
+            fail_on_improvement=bool(values["fail-on-improvement"]),
+        ),
         sources=sources,
     )
+
+
+def _as_tuple(value: Any) -> tuple[str, ...]:
+    """A comma-separated option's value (defaults are declared as strings)."""
+    return _csv(value) if isinstance(value, str) else tuple(value)

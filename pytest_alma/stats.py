@@ -9,7 +9,6 @@ t-test's normality assumption is worst), a paired t-test otherwise.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,13 +24,18 @@ EXACT_PERMUTATION_MAX = 16
 
 @dataclass(frozen=True)
 class Estimate:
-    """A mean with its standard error and a 95% interval over ``n`` episodes."""
+    """A mean with its standard error and a 95% interval over ``n`` episodes.
+
+    ``method`` names the interval: ``"wilson"`` (every value 0 or 1), ``"t"`` (Student t), or
+    ``""`` when there is no interval (fewer than two values for a t interval, or none at all).
+    """
 
     mean: float
     se: float
     low: float
     high: float
     n: int
+    method: str = ""
 
 
 def _t_interval(values: Sequence[float]) -> Estimate:
@@ -45,7 +49,7 @@ def _t_interval(values: Sequence[float]) -> Estimate:
 
     # Exactly what scipy.stats.t.ppf(0.975, df) computes (t_gen._ppf is special.stdtrit).
     half = float(special.stdtrit(n - 1, 0.975)) * se
-    return Estimate(mean, se, mean - half, mean + half, n)
+    return Estimate(mean, se, mean - half, mean + half, n, "t")
 
 
 def wilson(successes: int, n: int) -> tuple[float, float]:
@@ -56,7 +60,11 @@ def wilson(successes: int, n: int) -> tuple[float, float]:
     denom = 1 + Z95**2 / n
     centre = (p + Z95**2 / (2 * n)) / denom
     half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # At 0/n and n/n the bound is exactly 0 or 1 (centre and half are equal); rounding would
+    # otherwise print 99.99...% as the upper bound of a perfect score.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return (low, high)
 
 
 def estimate(values: Sequence[float]) -> Estimate:
@@ -70,13 +78,17 @@ def estimate(values: Sequence[float]) -> Estimate:
         p = k / n
         low, high = wilson(k, n)
         se = math.sqrt(p * (1 - p) / n) if n > 0 else float("nan")
-        return Estimate(p, se, low, high, n)
+        return Estimate(p, se, low, high, n, "wilson")
     return _t_interval(values)
 
 
 @dataclass(frozen=True)
 class PairedDifference:
-    """Mean of (treatment - baseline) over matched episodes, with its test."""
+    """Mean of (treatment - baseline) over matched episodes, with its test.
+
+    ``low``/``high`` are the t interval of the mean difference; ``nonzero`` counts the pairs
+    that differ (only they carry information for the sign-flip test).
+    """
 
     mean: float
     low: float
@@ -84,6 +96,7 @@ class PairedDifference:
     n: int
     p_value: float
     test: str
+    nonzero: int = 0
 
 
 def paired_difference(treatment: Sequence[float], baseline: Sequence[float]) -> PairedDifference:
@@ -101,7 +114,7 @@ def paired_difference(treatment: Sequence[float], baseline: Sequence[float]) -> 
         return PairedDifference(est.mean, est.low, est.high, n, 1.0, "all differences zero")
     if len(nonzero) <= EXACT_PERMUTATION_MAX:
         return PairedDifference(
-            est.mean, est.low, est.high, n, _sign_flip_p(nonzero), "exact sign-flip"
+            est.mean, est.low, est.high, n, _sign_flip_p(nonzero), "exact sign-flip", len(nonzero)
         )
     from scipy import stats
 
@@ -109,16 +122,25 @@ def paired_difference(treatment: Sequence[float], baseline: Sequence[float]) -> 
     p = float(result.pvalue)
     if math.isnan(p):
         p = 1.0
-    return PairedDifference(est.mean, est.low, est.high, n, p, "paired t")
+    return PairedDifference(est.mean, est.low, est.high, n, p, "paired t", len(nonzero))
 
 
 def _sign_flip_p(diffs: Sequence[float]) -> float:
-    """Two-sided exact p-value of the mean difference under random sign flips."""
+    """Two-sided exact p-value of the mean difference under random sign flips.
+
+    All ``2**k`` sign patterns are enumerated at once with numpy (65,536 patterns at the most:
+    a few milliseconds, where a Python loop took 0.2 s per comparison and a report compares
+    every design on every environment).
+    """
+    import numpy as np
+
+    values = np.asarray(diffs, dtype=np.float64)
+    k = len(values)
+    total = 1 << k
+    patterns = np.arange(total, dtype=np.int64)[:, None] >> np.arange(k, dtype=np.int64)
+    signs = 1.0 - 2.0 * (patterns & 1)  # bit set: flip the sign
+    sums = np.abs(signs @ values)
     observed = abs(math.fsum(diffs))
-    count = 0
-    total = 0
-    for signs in itertools.product((1.0, -1.0), repeat=len(diffs)):
-        total += 1
-        if abs(math.fsum(s * d for s, d in zip(signs, diffs, strict=True))) >= observed - 1e-12:
-            count += 1
+    # Equal sums computed in another order differ in the last bits: compare with a tolerance.
+    count = int(np.count_nonzero(sums >= observed - 1e-9 * max(1.0, observed)))
     return count / total

@@ -27,6 +27,17 @@ from typing import Any
 from filelock import FileLock
 
 
+def _file_mode() -> int:
+    """0666 minus the process umask, as ``open()`` would create a file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+#: Read once at import (os.umask can only be read by setting it, which is not thread-safe).
+_FILE_MODE = _file_mode()
+
+
 def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` so that readers see the old or the new file, never a part.
 
@@ -37,6 +48,9 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file private (0600); reports, records and designs are ordinary
+        # files that other users and CI artefact uploads must be able to read.
+        os.chmod(tmp, _FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

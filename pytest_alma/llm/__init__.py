@@ -10,6 +10,8 @@ can import it cheaply):
 * :mod:`~pytest_alma.llm.accounting`: token, call and dollar counters.
 * :mod:`~pytest_alma.llm.gateway`: the session's OpenAI-compatible proxy on 127.0.0.1.
 * :mod:`~pytest_alma.llm.client`: :class:`LLMClient`, used by the agent loop and the designs.
-* :mod:`~pytest_alma.llm.scripted` (+ ``scripted_policies``, ``scripted_babaisai``,
-  ``embedding``, ``faults``): the scripted model, a TEST DOUBLE served over HTTP.
+* :mod:`~pytest_alma.llm.replay`: the committed replay file of a recorded run (deterministic CI).
+* :mod:`~pytest_alma.llm.scripted` (+ ``scripted_policies``, one ``scripted_<env>`` policy per
+  environment and baseline, ``scripted_meta`` for the search's meta-agent, ``embedding``,
+  ``faults``): the scripted model, a TEST DOUBLE served over HTTP.
 """

@@ -17,7 +17,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -37,6 +37,31 @@ CREATE TABLE IF NOT EXISTS responses (
     created REAL NOT NULL
 )
 """
+
+
+# Whether read-only views (mode "ro") of the cache answer lookups in this process. A session
+# that records a replay file or replays one turns them off in its own processes (controller and
+# xdist workers, never the gateway): every call then reaches the gateway, which alone knows the
+# calls the run made and serves replay files. See suspend_direct_reads().
+_direct_reads = True
+
+
+def suspend_direct_reads(suspended: bool = True) -> None:
+    """Make every read-only (mode ``"ro"``) cache of this process miss, or undo it.
+
+    The harness reads cache hits straight from the file (mode ``"ro"``) to skip the hop to the
+    gateway. While suspended those lookups return ``None`` without counting a miss, so every
+    call goes to the gateway: recording (``--alma-record``) needs the gateway to see every call
+    the run makes, and replaying a replay file needs it to answer from that file only, whatever
+    the local cache holds. Modes ``rw`` and ``replay`` (the gateway's) are not affected.
+    """
+    global _direct_reads
+    _direct_reads = not suspended
+
+
+def direct_reads_suspended() -> bool:
+    """Whether :func:`suspend_direct_reads` is in force in this process."""
+    return not _direct_reads
 
 
 def cache_key(endpoint: str, body: Mapping[str, Any], namespace: str = "") -> str:
@@ -156,7 +181,7 @@ class ResponseCache:
         Raises:
             CacheMissError: on a miss in mode ``"replay"``.
         """
-        if self.mode == "off":
+        if self.mode == "off" or (self.mode == "ro" and not _direct_reads):
             return None
         conn = self._connection()
         row = None
@@ -239,6 +264,36 @@ class ResponseCache:
             with self._lock:
                 self._stores += stored
         return stored
+
+    def export(self, keys: Iterable[str]) -> list[PendingStore]:
+        """The stored replies of ``keys`` that exist, with their endpoint, model and meta.
+
+        For writing replay files: no hit or miss is counted and the mode does not matter (a
+        cache in mode ``"off"`` or without a file exports nothing).
+        """
+        conn = self._connection()
+        if conn is None:
+            return []
+        wanted = sorted(set(keys))
+        found: list[PendingStore] = []
+        chunk = 500  # stay below SQLite's limit on host parameters per statement
+        try:
+            for start in range(0, len(wanted), chunk):
+                part = wanted[start : start + chunk]
+                marks = ",".join("?" * len(part))
+                rows = conn.execute(
+                    "SELECT key, body, endpoint, model, meta FROM responses"
+                    f" WHERE key IN ({marks})",
+                    part,
+                ).fetchall()
+                found.extend(
+                    PendingStore(str(r[0]), bytes(r[1]), str(r[2]), str(r[3]), json.loads(r[4]))
+                    for r in rows
+                )
+        except sqlite3.OperationalError as err:
+            if "no such table" not in str(err):
+                raise
+        return sorted(found, key=lambda e: e.key)
 
     def __len__(self) -> int:
         conn = self._connection()

@@ -13,6 +13,17 @@ budget. HTTP statuses it answers with, besides the upstream's successful replies
   (``alma_cache_miss``). The SDK does not retry 424, so clients never multiply retries.
 
 Every error response also carries ``x-should-retry: false`` for the same reason.
+
+Besides the model endpoints and ``GET /alma/stats``, two session controls serve the record and
+the regression gate (``--alma-record``, ``--alma-cache=replay-only``; see docs/ci.md):
+
+* ``POST /alma/keys`` starts recording the cache keys of every call the gateway answers (hits
+  and upstream replies alike); from then on it also looks every call up in its own cache, since
+  the session's processes stop reading it directly. ``GET /alma/keys`` returns them (after
+  committing queued replies, so that each key's reply can be read from the cache file).
+* ``POST /alma/replay`` (body: a replay file, see :mod:`pytest_alma.llm.replay`; cache mode
+  ``replay`` only, once per gateway) makes that file the only source of replies: a call it lacks
+  is a 424 ``alma_cache_miss`` that says how to re-record.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ import hmac
 import json
 import re
 import secrets
+import threading
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, Self
@@ -37,6 +49,7 @@ from pytest_alma.llm.cache import ResponseCache
 from pytest_alma.llm.cache_writer import CacheWriter
 from pytest_alma.llm.errors import CacheMissError
 from pytest_alma.llm.pricing import PriceTable
+from pytest_alma.llm.replay import Replay, ReplayError, decode_replay
 from pytest_alma.llm.scripted import SCRIPTED_FINGERPRINT
 
 Endpoint = Literal["chat/completions", "embeddings"]
@@ -175,6 +188,13 @@ class Gateway(LoopbackService):
         self._upstream: _UpstreamClient | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._writer: CacheWriter | None = None
+        # Record and replay controls (POST /alma/keys, POST /alma/replay): the keys of the calls
+        # answered since recording started (None: not recording), and the replay file that is
+        # the only source of replies once loaded.
+        self._served_keys: set[str] | None = None
+        self._served_lock = threading.Lock()  # added to in the loop, read from other threads
+        self._replay: Replay | None = None
+        self._replay_misses = 0
         self._server = LoopbackServer(self._make_app, name="alma-gateway")
 
     @property
@@ -224,6 +244,35 @@ class Gateway(LoopbackService):
             "spent_usd": self._accounting.spent_usd(),
         }
 
+    def record_keys(self) -> None:
+        """Start recording the cache key of every call answered (idempotent)."""
+        if self._served_keys is None:
+            self._served_keys = set()
+
+    def served_keys(self) -> list[str] | None:
+        """The keys recorded since :meth:`record_keys` (sorted), or ``None`` if not recording.
+
+        Replies still queued for the cache are committed first, so each key can be read back.
+        """
+        self.flush_cache()
+        with self._served_lock:
+            return None if self._served_keys is None else sorted(self._served_keys)
+
+    def load_replay(self, replay: Replay) -> None:
+        """Answer every call from ``replay`` and nothing else (cache mode ``replay`` only).
+
+        Raises:
+            ValueError: the cache is not in replay mode, or a replay is already loaded.
+        """
+        if self.cache.mode != "replay":
+            raise ValueError(
+                f"a replay file can only be loaded in cache mode replay (this gateway's cache is "
+                f"in mode {self.cache.mode}); run with --alma-cache=replay-only"
+            )
+        if self._replay is not None:
+            raise ValueError(f"a replay file is already loaded ({self._replay.source})")
+        self._replay = replay
+
     async def _make_app(self) -> web.Application:
         # Created here, inside the gateway's own loop: the SDK's httpx pool is bound to it, and
         # ONE client serves all requests so its keep-alive connections are reused.
@@ -254,6 +303,9 @@ class Gateway(LoopbackService):
         app.router.add_post("/v1/chat/completions", partial(self._model_call, "chat/completions"))
         app.router.add_post("/v1/embeddings", partial(self._model_call, "embeddings"))
         app.router.add_get("/alma/stats", self._stats)
+        app.router.add_get("/alma/keys", self._get_keys)
+        app.router.add_post("/alma/keys", self._post_keys)
+        app.router.add_post("/alma/replay", self._post_replay)
         app.on_cleanup.append(self._close_upstream)
         return app
 
@@ -288,6 +340,38 @@ class Gateway(LoopbackService):
         # Off the loop: stats() waits for queued cache stores to commit.
         stats = await asyncio.get_running_loop().run_in_executor(None, self.stats)
         return web.json_response(stats)
+
+    async def _get_keys(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return _error(401, "missing or wrong gateway session token", "authentication_error")
+        # Off the loop: served_keys() waits for queued cache stores to commit.
+        keys = await asyncio.get_running_loop().run_in_executor(None, self.served_keys)
+        return web.json_response({"keys": keys, "replay_misses": self._replay_misses})
+
+    async def _post_keys(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return _error(401, "missing or wrong gateway session token", "authentication_error")
+        self.record_keys()
+        return web.json_response({"recording": True})
+
+    async def _post_replay(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return _error(401, "missing or wrong gateway session token", "authentication_error")
+        data = await request.read()
+        source = request.headers.get("x-alma-replay-source", "the replay file")
+        try:
+            replay = await asyncio.get_running_loop().run_in_executor(
+                None, decode_replay, data, source
+            )
+            self.load_replay(replay)
+        except (ReplayError, ValueError) as err:
+            return _error(409, str(err), "alma_replay_error")
+        return web.json_response({"calls": len(replay)})
+
+    def _served(self, key: str | None) -> None:
+        if self._served_keys is not None and key is not None:
+            with self._served_lock:
+                self._served_keys.add(key)
 
     async def _model_call(self, endpoint: Endpoint, request: web.Request) -> web.Response:
         if not self._authorised(request):
@@ -325,13 +409,27 @@ class Gateway(LoopbackService):
             checked = _KEY_PATTERN.fullmatch(client_key) is not None
             cache_key = client_key if checked else self.cache.key(endpoint, body, self._namespace)
             try:
-                entry = self._writer.pending(cache_key) if self._writer else None
-                if entry is None and (not checked or self.cache.mode == "replay"):
-                    entry = self.cache.get(cache_key)
+                if self._replay is not None:
+                    entry = self._replay.get(cache_key)
+                    if entry is None:
+                        self._replay_misses += 1
+                        raise CacheMissError(
+                            self._replay.miss_message(
+                                cache_key, endpoint=endpoint, model=model, tag=key.tag
+                            )
+                        )
+                else:
+                    entry = self._writer.pending(cache_key) if self._writer else None
+                    # While recording, clients do not read the cache themselves (their "miss"
+                    # says nothing), so the gateway looks every call up.
+                    lookup = not checked or self.cache.mode == "replay"
+                    if entry is None and (lookup or self._served_keys is not None):
+                        entry = self.cache.get(cache_key)
             except CacheMissError as err:
                 self._accounting.record_error(key)
                 return _error(424, str(err), "alma_cache_miss", "cache_miss")
             if entry is not None:
+                self._served(cache_key)
                 usage = entry.meta.get("usage")
                 self._accounting.record_call(
                     key,
@@ -365,6 +463,7 @@ class Gateway(LoopbackService):
             or parsed.get("system_fingerprint") == SCRIPTED_FINGERPRINT
             or self.prices.is_test_double(model)
         )
+        self._served(cache_key)
         if cache_key is not None and self._writer is not None:
             # Stored in the background, batched; repeats are answered from the queue meanwhile.
             self._writer.submit(

@@ -38,6 +38,7 @@ class GatewayProcess:
         max_concurrency: int,
         max_retries: int,
         timeout_s: float,
+        prices_path: str | None = None,
     ) -> None:
         args = [
             "--cache-path",
@@ -55,6 +56,8 @@ class GatewayProcess:
             args += ["--upstream-url", upstream_base_url]
         if budget_usd is not None:
             args += ["--budget-usd", str(budget_usd)]
+        if prices_path is not None:
+            args += ["--prices", prices_path]
         env = dict(os.environ)
         if upstream_api_key is not None:
             env[KEY_ENV] = upstream_api_key
@@ -73,13 +76,7 @@ class GatewayProcess:
 
     def stats(self) -> dict[str, Any]:
         """The gateway's ``/alma/stats`` document (accounting, cache counters, spend)."""
-        base = self.url.removesuffix("/v1")
-        request = urllib.request.Request(  # loopback only: the URL the child printed
-            f"{base}/alma/stats", headers={"Authorization": f"Bearer {self.token}"}
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            data: dict[str, Any] = json.loads(response.read())
-        return data
+        return gateway_stats(self.url, self.token)
 
     def accounting(self) -> Accounting:
         """The usage counters so far."""
@@ -90,10 +87,25 @@ class GatewayProcess:
         self._child.stop()
 
 
+def gateway_stats(url: str, token: str) -> dict[str, Any]:
+    """The ``/alma/stats`` document of the gateway at ``url`` (its ``.../v1`` address)."""
+    base = url.removesuffix("/v1")
+    request = urllib.request.Request(  # loopback only: a URL a gateway child printed
+        f"{base}/alma/stats", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        data: dict[str, Any] = json.loads(response.read())
+    return data
+
+
 def _serve(args: argparse.Namespace, stdin: IO[str]) -> None:
     from pytest_alma.llm.cache import ResponseCache
     from pytest_alma.llm.gateway import Gateway
+    from pytest_alma.llm.pricing import PriceTable
 
+    prices = PriceTable.default()
+    if args.prices:
+        prices = prices.with_overrides(args.prices)
     gateway = Gateway(
         upstream_base_url=args.upstream_url,
         upstream_api_key=os.environ.get(KEY_ENV),
@@ -102,6 +114,7 @@ def _serve(args: argparse.Namespace, stdin: IO[str]) -> None:
         max_concurrency=args.concurrency,
         max_retries=args.retries,
         timeout_s=args.timeout,
+        prices=prices,
     ).start()
     try:
         announce_and_wait(f"{gateway.url} {gateway.token}", stdin)
@@ -118,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--retries", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--prices", default=None)
     args = parser.parse_args(argv)
     _serve(args, sys.stdin)
     return 0

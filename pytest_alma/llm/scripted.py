@@ -35,6 +35,7 @@ from pytest_alma.llm.scripted_alfworld import ALFWorldPolicy
 from pytest_alma.llm.scripted_babaisai import BabaIsAIPolicy
 from pytest_alma.llm.scripted_cheatsheet import DynamicCheatsheetPolicy
 from pytest_alma.llm.scripted_g_memory import GMemoryPolicy
+from pytest_alma.llm.scripted_meta import ScriptedMetaPolicy
 from pytest_alma.llm.scripted_minihack import MiniHackPolicy
 from pytest_alma.llm.scripted_policies import (
     FallbackPolicy,
@@ -55,6 +56,8 @@ _REASONING_TOKENS = {"minimal": 0, "low": 16, "medium": 64, "high": 256}
 def builtin_policies() -> list[Policy]:
     """The policies shipped with the plugin (before any registered ones)."""
     return [
+        # First: the meta-agent's prompts quote game text that the game policies would match.
+        ScriptedMetaPolicy(),
         BabaIsAIPolicy(),
         MiniHackPolicy(),
         ALFWorldPolicy(),

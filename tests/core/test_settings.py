@@ -30,7 +30,7 @@ def test_lists_and_choices() -> None:
         ({"rollout": "parallel"}, "--alma-rollout: invalid value 'parallel'.*batched, sequential"),
         ({"repeats": "0"}, "--alma-repeats: invalid value '0'.*positive"),
         ({"budget-usd": "-1"}, "--alma-budget-usd"),
-        ({"cache": "maybe"}, "rw, ro, replay, off"),
+        ({"cache": "maybe"}, "rw, ro, replay-only, replay, off"),
         ({"worker-nice": "20"}, "--alma-worker-nice: invalid value '20'.*between 0"),
         ({"worker-nice": "-5"}, "--alma-worker-nice.*between 0"),
     ],
@@ -68,3 +68,18 @@ def test_worker_priority_is_lowered_by_the_setting(niceness: int) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert int(out.stdout) == min(niceness, 19 - os.nice(0))
     assert resolve({}, {}, {}).worker_nice == 10
+
+
+def test_switches_and_search_settings_resolve_with_their_twins() -> None:
+    from pytest_alma.settings import resolve
+
+    settings = resolve({"search": "1", "search-children": "2"}, {}, {"ALMA_SEARCH_HELDOUT": "0.5"})
+    assert settings.search.enabled and settings.search.children == 2
+    assert settings.search.heldout == 0.5 and settings.search.steps == 1
+    assert "subprocess" in settings.search.forbidden_imports
+    assert resolve({}, {"search": "false"}, {}).search.enabled is False
+    assert resolve({"cache": "replay-only"}, {}, {}).cache == "replay"
+    with pytest.raises(SettingsError, match="--alma-search-heldout: invalid value '1.5'"):
+        resolve({"search-heldout": "1.5"}, {}, {})
+    with pytest.raises(SettingsError, match="--alma-search: invalid value 'perhaps'"):
+        resolve({}, {}, {"ALMA_SEARCH": "perhaps"})
