@@ -284,6 +284,13 @@ OPTIONS: tuple[Option, ...] = (
         _similarity,
     ),
     Option(
+        "search-novelty-embedding",
+        "also reject a candidate whose code embedding has at least this cosine similarity to "
+        "an archived one's (0: off; costs one embedding call per candidate)",
+        0.0,
+        _fraction,
+    ),
+    Option(
         "search-smoke-tasks",
         "tasks of the smoke sub-session that verifies a candidate before it is evaluated",
         2,
@@ -347,6 +354,7 @@ class SearchSettings:
     repairs: int = 3
     forbidden_imports: tuple[str, ...] = ()
     novelty: float = 0.98
+    novelty_embedding: float = 0.0
     smoke_tasks: int = 2
 
     def to_json(self) -> dict[str, Any]:
@@ -363,6 +371,7 @@ class SearchSettings:
             "repairs": self.repairs,
             "forbidden_imports": list(self.forbidden_imports),
             "novelty": self.novelty,
+            "novelty_embedding": self.novelty_embedding,
             "smoke_tasks": self.smoke_tasks,
         }
 
@@ -537,6 +546,7 @@ def resolve(
             repairs=values["search-repairs"],
             forbidden_imports=_as_tuple(values["search-forbidden-imports"]),
             novelty=values["search-novelty"],
+            novelty_embedding=values["search-novelty-embedding"],
             smoke_tasks=values["search-smoke-tasks"],
         ),
         gate=GateSettings(

@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS candidates (
     visits INTEGER NOT NULL DEFAULT 0,
     path TEXT,
     duplicate_of TEXT,
+    embedding TEXT,
     model TEXT,
     created TEXT NOT NULL,
     updated TEXT NOT NULL
@@ -139,6 +140,7 @@ class Candidate:
     visits: int
     path: str | None
     duplicate_of: str | None
+    embedding: str | None  # JSON vector of the normalised code (--alma-search-novelty-embedding)
     model: str | None
     created: str
     updated: str

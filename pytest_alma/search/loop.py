@@ -17,6 +17,7 @@ gateway still refuses a call inside a generation, the affected children stop whe
 from __future__ import annotations
 
 import json
+import math
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +40,7 @@ from pytest_alma.search.evidence import (
 )
 from pytest_alma.search.import_check import check_import
 from pytest_alma.search.meta import MetaAgent, MetaAgentError, analysis_summary
-from pytest_alma.search.novelty import find_near_duplicate, source_digest
+from pytest_alma.search.novelty import find_near_duplicate, normalised_source, source_digest
 from pytest_alma.search.prompts import score_line
 from pytest_alma.search.provenance import Provenance, design_name, write_design
 from pytest_alma.search.selection import SelectionParams, draw, new_rng, rng_from_state, rng_state
@@ -500,14 +501,15 @@ class Search:
         except MetaAgentError as exc:
             self._fail(c, exc.stage, str(exc))
             return
-        if self._claim_source(c, code, attempts=0):
-            self._say(
-                f"search: {c.id}: generated {design_name(c.generation, source_digest(code))}"
-            )
+        if self._claim_source(c, code, attempts=0, meta=meta, loop=loop):
+            self._say(f"search: {c.id}: generated {design_name(c.generation, source_digest(code))}")
 
-    def _claim_source(self, c: Candidate, code: str, attempts: int) -> bool:
+    def _claim_source(
+        self, c: Candidate, code: str, attempts: int, meta: MetaAgent, loop: Any
+    ) -> bool:
         """Store new code for ``c`` unless it duplicates archived code (atomically)."""
         digest = source_digest(code)
+        embedding = self._embed_code(c, code, meta, loop)
         with self.archive.transaction() as db:
             others = {
                 o.id: o.source
@@ -515,6 +517,10 @@ class Search:
                 if o.id != c.id and o.source is not None
             }
             near = find_near_duplicate(code, others, self.s.novelty)
+            check = f"code similarity, threshold {self.s.novelty}"
+            if near is None:
+                near = self._near_by_embedding(c, embedding)
+                check = f"code embedding cosine, threshold {self.s.novelty_embedding}"
             if near is not None:
                 other, similarity = near
                 self.archive.update(
@@ -525,7 +531,7 @@ class Search:
                     source_hash=digest,
                     duplicate_of=other,
                     stage="novelty",
-                    reason=f"{similarity:.3f} similar to {other} (threshold {self.s.novelty})",
+                    reason=f"{similarity:.3f} similar to {other} ({check})",
                 )
                 self.ctx.progress(f"search: {c.id}: rejected, a duplicate of {other}")
                 return False
@@ -537,8 +543,43 @@ class Search:
                 source_hash=digest,
                 name=design_name(c.generation, digest),
                 attempts=attempts,
+                embedding=json.dumps(embedding) if embedding is not None else None,
             )
         return True
+
+    def _embed_code(
+        self, c: Candidate, code: str, meta: MetaAgent, loop: Any
+    ) -> list[float] | None:
+        """The embedding of ``code`` (and of archived code that has none yet), when the
+        embedding novelty check is on."""
+        if not self.s.novelty_embedding:
+            return None
+        missing = [
+            o
+            for o in self.archive.candidates()
+            if o.id != c.id and o.source is not None and o.embedding is None
+        ]
+        texts = [normalised_source(o.source or "") for o in missing] + [normalised_source(code)]
+        vectors = loop.run_until_complete(meta.embed(texts))
+        for other, vector in zip(missing, vectors, strict=False):
+            self.archive.update(other.id, embedding=json.dumps(vector))
+        mine: list[float] = vectors[-1]
+        return mine
+
+    def _near_by_embedding(
+        self, c: Candidate, embedding: list[float] | None
+    ) -> tuple[str, float] | None:
+        """The archived candidate whose code embedding is closest, if at least the threshold."""
+        if embedding is None:
+            return None
+        best: tuple[str, float] | None = None
+        for other in self.archive.candidates():
+            if other.id == c.id or not other.embedding:
+                continue
+            score = _cosine(embedding, json.loads(other.embedding))
+            if score >= self.s.novelty_embedding and (best is None or score > best[1]):
+                best = (other.id, score)
+        return best
 
     def _verify(self, c: Candidate, meta: MetaAgent, loop: Any) -> None:
         assert c.source is not None and c.name is not None
@@ -559,7 +600,7 @@ class Search:
         except MetaAgentError as exc:
             self._fail(c, exc.stage, str(exc))
             return
-        self._claim_source(c, fixed, attempts=c.attempts + 1)
+        self._claim_source(c, fixed, attempts=c.attempts + 1, meta=meta, loop=loop)
 
     def _cascade(self, c: Candidate) -> tuple[str, str | None]:
         """The first stage that fails and why, or ``("smoke", None)`` when all pass."""
@@ -668,6 +709,11 @@ class Search:
     def _fail(self, c: Candidate, stage: str, reason: str) -> None:
         self.archive.update(c.id, status=A.FAILED, stage=stage, reason=reason)
         self._say(f"search: {c.id}: failed at {stage}: {_first_line(reason)}")
+
+
+def _cosine(a: list[float], b: list[float]) -> float:
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return sum(x * y for x, y in zip(a, b, strict=False)) / norm if norm else 0.0
 
 
 def _read_results(run_dir: str | None) -> dict[str, Any]:

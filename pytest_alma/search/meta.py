@@ -19,6 +19,7 @@ from typing import Any
 import jsonschema
 
 from pytest_alma.llm.client import LLMClient
+from pytest_alma.llm.errors import LLMUnavailableError
 from pytest_alma.llm.pricing import PriceTable
 from pytest_alma.search import prompts
 from pytest_alma.search.edits import (
@@ -67,6 +68,9 @@ class MetaAgent:
     prices: PriceTable = field(default_factory=PriceTable.default)
     retries: int = 2
     spend: MetaSpend = field(default_factory=MetaSpend)
+    #: Whether to ask for JSON mode; turned off when the server rejects ``response_format``
+    #: (some OpenAI-compatible servers answer it with HTTP 400).
+    json_mode: bool = True
 
     async def _ask(self, messages: Sequence[dict[str, str]], tag: str, **kw: Any) -> str:
         reply = await self.client.chat(messages, tag=tag, **kw)
@@ -82,6 +86,34 @@ class MetaAgent:
             else:
                 self.spend.cost_usd += cost
         return reply.text
+
+    async def _ask_json(self, messages: Sequence[dict[str, str]]) -> str:
+        if self.json_mode:
+            try:
+                return await self._ask(
+                    messages, "meta.analysis", response_format={"type": "json_object"}
+                )
+            except LLMUnavailableError as exc:
+                if "HTTP 400" not in str(exc):
+                    raise
+                self.json_mode = False  # the prompt asks for JSON anyway; the schema checks it
+        return await self._ask(messages, "meta.analysis")
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embeddings (for the novelty check), counted in this candidate's meta spend."""
+        vectors = await self.client.embed(texts, tag="meta.novelty")
+        for record in self.client.take_usage().records:
+            if record.kind != "embed":  # chat calls were counted as they were answered
+                continue
+            self.spend.calls += 1
+            self.spend.tokens += record.embedding_tokens
+            if not record.cached:
+                cost = self.prices.cost(record.model, {"prompt_tokens": record.embedding_tokens})
+                if cost is None:
+                    self.spend.unknown_price_calls += 1
+                else:
+                    self.spend.cost_usd += cost
+        return vectors
 
     async def analyse(
         self,
@@ -108,9 +140,7 @@ class MetaAgent:
         ]
         problem = ""
         for _ in range(self.retries + 1):
-            text = await self._ask(
-                messages, "meta.analysis", response_format={"type": "json_object"}
-            )
+            text = await self._ask_json(messages)
             try:
                 return validate_analysis(text)
             except ValueError as exc:

@@ -199,3 +199,18 @@ def test_provenance_header_replaces_the_docstring_and_keeps_the_code(tmp_path: P
     ):
         assert expected in doc
     compile(text, "x.py", "exec")  # the header does not break the module
+
+
+def test_a_server_that_rejects_json_mode_is_asked_again_without_it() -> None:
+    from pytest_alma.llm.errors import LLMUnavailableError
+
+    class NoJsonMode(CannedClient):
+        async def chat(self, messages: Sequence[dict[str, str]], **kw: Any) -> ChatReply:
+            if "response_format" in kw:
+                raise LLMUnavailableError("LLM call failed (gateway HTTP 400): unknown field")
+            return await super().chat(messages, **kw)
+
+    client = NoJsonMode([json.dumps(GOOD), json.dumps(GOOD)])
+    meta = MetaAgent(client=client, envs=["babaisai"])  # type: ignore[arg-type]
+    assert analyse(meta) == GOOD and analyse(meta) == GOOD
+    assert meta.json_mode is False and len(client.asked) == 2  # JSON mode tried once only
