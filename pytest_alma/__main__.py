@@ -122,7 +122,7 @@ def _add_compare_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 def _load_side(arg: str, reports: Path) -> tuple[str, dict[str, Any], Any]:
     """A run's results (or a record) to compare: its label, document and scores."""
     from pytest_alma.compare import design_scores
-    from pytest_alma.gate import RECORD_FORMAT, record_scores
+    from pytest_alma.record import RECORD_FORMAT, record_scores
 
     path = Path(arg)
     if path.is_file() and path.suffix == ".json":
@@ -142,7 +142,7 @@ def _compare(args: argparse.Namespace) -> int:
         compare_documents,
         parse_thresholds,
     )
-    from pytest_alma.gate import REGRESSION_EXIT_CODE
+    from pytest_alma.record import REGRESSION_EXIT_CODE
 
     reports = Path(args.reports)
     label_a, doc_a, scores_a = _load_side(args.run_a, reports)

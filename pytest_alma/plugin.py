@@ -93,7 +93,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help_text = f"{option.help}{extra} (env {option.env_var}, ini {option.ini})"
         if option.switch:
             group.addoption(
-                option.flag, dest=option.dest, default=None, action="store_const", const="1",
+                option.flag,
+                dest=option.dest,
+                default=None,
+                action="store_const",
+                const="1",
                 help=help_text,
             )
         else:
@@ -280,7 +284,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     state = config.stash.get(STATE_KEY, None)
     if state is None or not state.active or os.environ.get("PYTEST_ALMA_ATTACH"):
         return  # (a search sub-session never records or gates: its parent does)
-    from pytest_alma.gate import GateError, GateSession
+    from pytest_alma.gate import GateSession
+    from pytest_alma.record import GateError
 
     try:
         config.stash[GATE_KEY] = GateSession.start(

@@ -3,7 +3,8 @@
 Modules, one job each:
 
 * :mod:`~pytest_alma.search.after_session`: the entry point the plugin calls after a session.
-* :mod:`~pytest_alma.search.loop`: seeding, generations and each child's steps.
+* :mod:`~pytest_alma.search.loop`: seeding, parent selection, generations and the budget.
+* :mod:`~pytest_alma.search.child`: one child's steps, each committed before the next.
 * :mod:`~pytest_alma.search.archive`: the SQLite archive (crash-safe, resumable).
 * :mod:`~pytest_alma.search.selection`: the visit-penalised softmax and its saved random state.
 * :mod:`~pytest_alma.search.prompts` and :mod:`~pytest_alma.search.meta`: the meta-agent's

@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 
-from pytest_alma.gate import GateError, gateway_request
+from pytest_alma.gate import gateway_request
 from pytest_alma.llm.cache import ResponseCache, suspend_direct_reads
 from pytest_alma.llm.client import ChatReply, LLMClient
 from pytest_alma.llm.errors import CacheMissError
 from pytest_alma.llm.gateway import Gateway
 from pytest_alma.llm.replay import read_replay, write_replay
 from pytest_alma.llm.scripted import ScriptedServer
+from pytest_alma.record import GateError
 
 #: Nothing listens on port 9 of the loopback: a replaying gateway pointed here cannot call out.
 UNREACHABLE = "http://127.0.0.1:9/v1"

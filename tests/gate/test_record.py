@@ -11,20 +11,18 @@ from typing import Any
 import pytest
 
 from pytest_alma.compare import outcome_differences, protocol_differences
-from pytest_alma.gate import (
+from pytest_alma.gate import merge_back, merge_leftovers, move_store_aside
+from pytest_alma.llm.cache import PendingStore, ResponseCache, suspend_direct_reads
+from pytest_alma.llm.replay import ReplayError, decode_replay, encode_replay, write_replay
+from pytest_alma.record import (
     GateError,
     build_record,
     evaluate,
-    merge_back,
-    merge_leftovers,
-    move_store_aside,
     read_record,
     record_scores,
     replay_file_name,
     write_record,
 )
-from pytest_alma.llm.cache import PendingStore, ResponseCache, suspend_direct_reads
-from pytest_alma.llm.replay import ReplayError, decode_replay, encode_replay, write_replay
 
 SETTINGS = {
     "envs": ["babaisai"],
