@@ -96,10 +96,8 @@ Where this differs from the ALMA port (``memo_structure_g_memory.py``) and why:
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -109,6 +107,8 @@ import numpy as np
 
 from pytest_alma import MemoryDesign, TaskStart, Trajectory
 from pytest_alma.memory import VectorIndex, clip, task_text
+from pytest_alma.memory import g_memory_replies as replies
+from pytest_alma.memory.g_memory_replies import Operation
 
 #: Chat model for the internal calls; None = the run's model. ``ALMA_G_MEMORY_MODEL`` overrides.
 MODEL: str | None = None
@@ -174,8 +174,6 @@ MERGE_SYSTEM = (
     '"from": [1, 4]}]}.'
 )
 
-_NUMBERING = re.compile(r"^(?:[-*\u2022]\s*|\d+[.)]\s+)")
-
 
 @dataclass
 class Interaction:
@@ -200,112 +198,24 @@ class Insight:
     created: int
 
 
-@dataclass(frozen=True)
-class Operation:
-    """One parsed insight operation; ``index`` is 1-based into the prompt's numbered list."""
-
-    op: str
-    index: int | None
-    text: str | None
-
-
 def normalise(text: str) -> str:
     """Lowercased, whitespace-collapsed text: the identity of an insight."""
     return " ".join(text.lower().split())
 
 
-def decode_json(reply: str) -> Any:
-    """The first JSON value in ``reply`` (code fences and prose around it are ignored); None."""
-    text = reply.strip() if isinstance(reply, str) else ""
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, ValueError):
-        pass
-    starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
-    if not starts:
-        return None
-    try:
-        value, _ = json.JSONDecoder().raw_decode(text, min(starts))
-        return value
-    except (json.JSONDecodeError, ValueError):
-        return None
-
-
-def _as_index(value: Any, size: int) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if isinstance(value, int) and 1 <= value <= size:
-        return value
-    return None
-
-
-def _clean_text(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    text = " ".join(value.split())
-    return clip(text, 300) if text else None
-
-
 def parse_operations(reply: str, size: int) -> list[Operation] | None:
-    """The valid operations of an insight-ops reply (first ``MAX_OPS`` entries); None if broken.
-
-    ``size`` is how many numbered insights the prompt showed. A reply that is not JSON, or whose
-    operation list is missing, is "broken" (None); single invalid entries are skipped.
-    """
-    value = decode_json(reply)
-    if isinstance(value, dict):
-        value = value.get("operations", value.get("ops"))
-    if not isinstance(value, list):
-        return None
-    ops: list[Operation] = []
-    for item in value[:MAX_OPS]:
-        if not isinstance(item, dict):
-            continue
-        op = str(item.get("op", item.get("operation", ""))).strip().upper()
-        index = _as_index(item.get("index"), size)
-        text = _clean_text(item.get("text"))
-        if (op == "ADD" and text) or (op == "EDIT" and index and text):
-            ops.append(Operation(op, index, text))
-        elif op in ("REMOVE", "AGREE") and index:
-            ops.append(Operation(op, index, None))
-    return ops
+    """The valid operations of an insight-ops reply (first ``MAX_OPS``); None if broken."""
+    return replies.parse_operations(reply, size, MAX_OPS)
 
 
 def parse_merge(reply: str, size: int) -> list[tuple[str, list[int]]] | None:
     """Valid ``(text, 1-based sources)`` groups of a merge reply; None if the reply is broken."""
-    value = decode_json(reply)
-    if isinstance(value, dict):
-        value = value.get("insights")
-    if not isinstance(value, list):
-        return None
-    groups: list[tuple[str, list[int]]] = []
-    for item in value:
-        if not isinstance(item, dict) or not isinstance(item.get("from"), list):
-            continue
-        text = _clean_text(item.get("text"))
-        sources = sorted({i for i in (_as_index(v, size) for v in item["from"]) if i})
-        if text and sources:
-            groups.append((text, sources))
-    return groups
+    return replies.parse_merge(reply, size)
 
 
 def parse_key_steps(reply: str, actions: Sequence[str]) -> list[str]:
     """Up to ``MAX_KEY_STEPS`` lines of the reply; the last actions when there are none."""
-    lines: list[str] = []
-    for raw in (reply if isinstance(reply, str) else "").splitlines():
-        line = _NUMBERING.sub("", raw.strip()).strip()
-        if not line or (line.endswith(":") and len(line.split()) <= 4):
-            continue  # blank lines and headings like "Key steps:"
-        lines.append(clip(" ".join(line.split()), 200))
-        if len(lines) == MAX_KEY_STEPS:
-            break
-    if lines:
-        return lines
-    tail = list(actions)[-FALLBACK_KEY_STEPS:]
-    start = len(actions) - len(tail) + 1
-    return [f"Step {start + i}: {clip(a, 120)}" for i, a in enumerate(tail)] or ["(no actions)"]
+    return replies.parse_key_steps(reply, actions, MAX_KEY_STEPS, FALLBACK_KEY_STEPS)
 
 
 class GMemory(MemoryDesign):
@@ -600,7 +510,7 @@ class GMemory(MemoryDesign):
         key_steps = parse_key_steps(key_reply, actions)
         fail_reason: str | None = None
         if not trajectory.success:
-            fail_reason = _clean_text(fail_reply) or (
+            fail_reason = replies.clean_text(fail_reply) or (
                 f"Failed with score {trajectory.score:g} after {len(actions)} steps; last "
                 f"action: {clip(actions[-1], 120) if actions else '(none)'}."
             )
