@@ -7,9 +7,11 @@ call passes through. The writer drains whatever has queued up and commits it in 
 transaction, so under load many replies share a commit.
 
 Replies that are queued but not yet committed are still answered: :meth:`CacheWriter.pending`
-looks them up, so a repeat of a call never goes upstream twice. If the process is killed before
-a commit, those replies are simply not cached (the file stays consistent, as with any
-interrupted transaction); :meth:`close` commits everything left.
+looks them up, so a repeat of a call never goes upstream twice. It also keeps the last few
+hundred committed replies: a client that missed in the cache file just before a commit sends
+the gateway its key, and the gateway (which then skips its own file lookup) still finds them.
+If the process is killed before a commit, those replies are simply not cached (the file stays
+consistent, as with any interrupted transaction); :meth:`close` commits everything left.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +28,10 @@ from pytest_alma.llm.cache import CacheEntry, PendingStore, ResponseCache
 log = logging.getLogger(__name__)
 
 _STOP = object()
+
+#: Committed replies kept in memory for :meth:`CacheWriter.pending` (the race window between a
+#: client's own cache lookup and the gateway's answer spans a few commits at most).
+RECENT_COMMITTED = 256
 
 
 class CacheWriter:
@@ -40,6 +47,7 @@ class CacheWriter:
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[PendingStore | object] = queue.SimpleQueue()
         self._pending: dict[str, CacheEntry] = {}
+        self._recent: OrderedDict[str, CacheEntry] = OrderedDict()
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._unfinished = 0
@@ -73,9 +81,9 @@ class CacheWriter:
         self._queue.put(item)
 
     def pending(self, key: str) -> CacheEntry | None:
-        """A reply queued under ``key`` and not committed yet, or ``None``."""
+        """A reply queued under ``key`` (or among the last committed ones), or ``None``."""
         with self._lock:
-            return self._pending.get(key)
+            return self._pending.get(key) or self._recent.get(key)
 
     def flush(self, timeout_s: float | None = None) -> bool:
         """Wait until everything submitted so far is committed; returns False on timeout."""
@@ -111,8 +119,10 @@ class CacheWriter:
                 self._store(batch)
 
     def _store(self, batch: list[PendingStore]) -> None:
+        stored = False
         try:
             self.cache.put_many(batch)
+            stored = True
         except Exception:
             # A cache that cannot be written must not take the session down: the replies were
             # already served; they are just not cached. Logged, and counted for the report.
@@ -120,6 +130,11 @@ class CacheWriter:
             log.exception("could not store %d replies in the response cache", len(batch))
         with self._idle:
             for item in batch:
-                self._pending.pop(item.key, None)
+                entry = self._pending.pop(item.key, None)
+                if stored and entry is not None:
+                    self._recent[item.key] = entry
+                    self._recent.move_to_end(item.key)
+            while len(self._recent) > RECENT_COMMITTED:
+                self._recent.popitem(last=False)
             self._unfinished -= len(batch)
             self._idle.notify_all()

@@ -24,9 +24,27 @@ def test_submitted_replies_are_pending_then_committed(tmp_path: Path) -> None:
     # Answerable at once, from the queue or from the file.
     assert all(writer.pending(f"k{i}") or cache.get(f"k{i}") for i in range(50))
     assert writer.flush(timeout_s=10)
-    assert writer.pending("k0") is None and len(cache) == 50 and cache.stats().stores == 50
+    assert len(cache) == 50 and cache.stats().stores == 50
     entry = cache.get("k7")
     assert entry is not None and entry.body == b'{"i": 7}' and entry.meta == {"usage": None}
+    writer.close()
+
+
+def test_recently_committed_replies_still_answer_and_are_bounded(tmp_path: Path) -> None:
+    # A client that missed in the file just before a commit asks the gateway with its key, and
+    # the gateway does not look in the file again: the writer must still know the reply.
+    from pytest_alma.llm.cache_writer import RECENT_COMMITTED
+
+    writer = CacheWriter(ResponseCache(tmp_path / "c.sqlite"))
+    submit(writer, "first", b'{"i": 0}')
+    assert writer.flush(timeout_s=10)
+    found = writer.pending("first")
+    assert found is not None and found.body == b'{"i": 0}'
+    for i in range(RECENT_COMMITTED):
+        submit(writer, f"k{i}")
+    assert writer.flush(timeout_s=10)
+    assert writer.pending("first") is None  # the oldest is forgotten: memory stays bounded
+    assert writer.pending(f"k{RECENT_COMMITTED - 1}") is not None
     writer.close()
 
 
