@@ -14,18 +14,21 @@ Where the original crashes, recurses forever or leaks state between steps, this 
   as a per-step stamp);
 * a pull that would re-enter a move already in progress on a *blocked* mover is skipped (the
   original recurses forever);
-* when a mover is moved away by a nested pull while its own move is in progress (it pushed an
-  object that pulls it), its move ends there and reports the win/lose test of that nested move;
 * a colour-qualified ``you``/``pull`` rule makes the *matching objects* ``stop`` (the original
   makes every object of the type ``stop`` once ``stop`` has been evaluated on a matching one,
   until the next rule extraction);
 * a move that could recurse deeper than :data:`MAX_MOVE_DEPTH` nested moves is treated as
   blocked (never reached by a finite board in practice; it only guarantees termination).
 
-Choices where the spec is silent: an object turns to the direction of every move attempt on it,
-even a blocked one; the ``lost`` flag is cleared when the same step also wins; stepping after the
-game is done is allowed. Rules are only re-extracted after a step in which a rule tile moved or
-was uncovered, which gives the same ruleset as re-extracting after every non-idle step.
+As in the original: an object turns only when it really changes cell (to that move's
+direction), except that a you-object is turned to the action's direction before its move,
+blocked or not; a mover that a nested pull has already moved into its target (it pushed an
+object that pulls it) does not end its move there: the rest of the move acts on the cells, so
+the win/lose test reads the target's top (the mover itself) and whatever now stands on the
+source cell moves on. Choices where the spec is silent: the ``lost`` flag is cleared when the
+same step also wins; stepping after the game is done is allowed. Rules are only re-extracted
+after a step in which a rule tile moved or was uncovered, which gives the same ruleset as
+re-extracting after every non-idle step.
 
 Nothing here uses global random state: the game is fully deterministic given its layout.
 """
@@ -114,6 +117,7 @@ class BabaGame:
         "_deltas",
         "_dir_matters",
         "_grid",
+        "_in_progress",
         "_mask_cache",
         "_rule_bits",
         "_rule_cache",
@@ -144,6 +148,9 @@ class BabaGame:
         # Flat-index offsets per facing direction: right, down, left, up.
         self._deltas: tuple[int, int, int, int] = (1, width, -1, -width)
         self._grid: list[list[GameObject]] = [[] for _ in range(width * height)]
+        # Uids of the objects whose move is on the call stack (the pull guard); empty between
+        # steps. Uids, not objects: a mover may be replaced by a turned copy mid-move.
+        self._in_progress: list[int] = []
         border = GameObject("border", "border", mask=SOLID)
         for x in range(width):
             self._grid[x].append(border)
@@ -195,6 +202,7 @@ class BabaGame:
         # Objects are shared: the engine never mutates an object's lasting state in place
         # (copy-on-write on turning and on mask changes), so copying the stacks is enough.
         c._grid = list(map(list.copy, self._grid))
+        c._in_progress = []
         c._rules = self._rules
         c._rule_bits = self._rule_bits
         c._tops_dirty = self._tops_dirty
@@ -345,6 +353,12 @@ class BabaGame:
                     if st:
                         o = st[-1]
                         if o.mask & YOU and o.moved_stamp != stamp:
+                            if o.direction != d:
+                                # The original turns a you-object to the action before its
+                                # move, blocked or not (copy-on-write, as everywhere).
+                                o = o.clone()
+                                o.direction = d
+                                st[-1] = o
                             o.moved_stamp = stamp
                             won, lost = self._move(i, o, d, 0)
             if bits & MOVE:
@@ -375,10 +389,13 @@ class BabaGame:
         return StepOutcome(reward, won, lost, done)
 
     def _move(self, i: int, obj: GameObject, d: int, depth: int) -> tuple[bool, bool]:
-        """Move ``obj`` (top of cell ``i``) one cell in direction ``d``; return (win, lose).
+        """Move the top of cell ``i`` (``obj`` on entry) one cell in direction ``d``.
 
-        Order per spec 1.5: open/shut, push chain, overlap check, win/lose test on the target
-        top, the move itself, then pulling whatever is behind.
+        Returns (win, lose). Order per spec 1.5: open/shut, push chain, overlap check, win/lose
+        test on the target top, the move itself, then pulling whatever is behind. As in the
+        original, the steps after the push chain act on the cells, not on ``obj``: when a nested
+        pull has already moved ``obj`` into the target, the target's top is ``obj`` itself (the
+        win/lose test reads it) and whatever now stands on the source cell moves on.
         """
         if depth > MAX_MOVE_DEPTH:
             return NO_WIN_LOSE
@@ -398,45 +415,38 @@ class BabaGame:
                 if not src or not src[-1].mask & MOBILE:
                     return NO_WIN_LOSE
                 obj = src[-1]
-        if obj.kind == "object" and obj.direction != d:
-            # Pushed/pulled objects turn too (errata 6). Copy-on-write: copies of the game may
-            # share this object, so the turned object is a new one.
-            turned = obj.clone()
-            turned.direction = d
-            src[-1] = turned
-            obj = turned
-        obj.busy += 1
-        obj.result = NO_WIN_LOSE
+        in_progress = self._in_progress
+        in_progress.append(obj.uid)
         # (b) chain pushing.
         if dst:
             fwd = dst[-1]
             if fwd.mask & PUSH:
                 self._move(j, fwd, d, depth + 1)
-        if not src or src[-1] is not obj:
-            # Moved away by a nested pull (or covered): its move is over.
-            obj.busy -= 1
-            return obj.result
         # (c) a blocked chain only stops the mover at a solid top (errata 3).
         moved = not dst or not dst[-1].mask & SOLID
         target = dst if moved else src
         # (d) win/lose test on the target's top before moving; win beats lose.
         tm = target[-1].mask if target else 0
         result = (bool(tm & WIN), bool(tm & LOSE))
-        obj.result = result
-        # (e) the move itself.
-        if moved:
-            src.pop()
-            dst.append(obj)
-            if obj.kind == "word" or (src and src[-1].kind == "word"):
+        # (e) the move itself, of whatever is on top of the source cell now (normally ``obj``).
+        # Only an object that really changes cell turns (errata 6), to the move's direction.
+        if moved and src:
+            mover = src.pop()
+            if mover.kind == "object" and mover.direction != d:
+                # Copy-on-write: copies of the game may share this object.
+                mover = mover.clone()
+                mover.direction = d
+            dst.append(mover)
+            if mover.kind == "word" or (src and src[-1].kind == "word"):
                 self._tops_dirty = True
         # (f) pull what is behind, even when blocked; skip a re-entrant pull of a mover whose
         # move is still in progress when nothing moved (the original recurses forever there).
         behind = grid[i - delta]
         if behind:
             p = behind[-1]
-            if p.mask & PULL and (moved or p.busy == 0):
+            if p.mask & PULL and (moved or p.uid not in in_progress):
                 self._move(i - delta, p, d, depth + 1)
-        obj.busy -= 1
+        in_progress.pop()
         return result
 
     # ------------------------------------------------------------------ rules

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -18,6 +19,8 @@ from pytest_alma.envs.babaisai.layout import (
 
 #: The (win, lose) result of a move that decided nothing.
 NO_WIN_LOSE: Final[tuple[bool, bool]] = (False, False)
+#: Process-wide source of object lineage ids (identity only; see :attr:`GameObject.uid`).
+_UIDS: Final = itertools.count(1)
 
 # --- property bits -------------------------------------------------------------------------
 # Properties are kept as an int bit mask on every object, recomputed only when the ruleset
@@ -97,11 +100,12 @@ class GameObject:
 
     Copies of a game share their objects: the engine never changes an object's lasting state
     (direction, mask) in place but puts a changed clone in the stack instead. Only transient
-    per-step bookkeeping (``moved_stamp``, ``busy``, ``result``) is written in place.
+    per-step bookkeeping (``moved_stamp``) is written in place. ``uid`` names the object's
+    lineage: a clone keeps it, so the engine can recognise an object whose move is in progress
+    even after it was replaced by a turned copy.
     """
 
     __slots__ = (
-        "busy",
         "code",
         "color",
         "direction",
@@ -109,8 +113,8 @@ class GameObject:
         "mask",
         "moved_stamp",
         "name",
-        "result",
         "role",
+        "uid",
     )
 
     kind: ObjectKind
@@ -120,8 +124,7 @@ class GameObject:
     direction: int
     mask: int
     moved_stamp: int
-    busy: int
-    result: tuple[bool, bool]
+    uid: int
     code: str
 
     def __init__(
@@ -140,9 +143,8 @@ class GameObject:
         self.mask = mask
         # Step stamp of this object's own last move (the original's has_moved flag).
         self.moved_stamp = 0
-        # Number of move frames of this object currently on the call stack (pull guard).
-        self.busy = 0
-        self.result = NO_WIN_LOSE
+        # Identity only (never influences outcomes): kept by clones, read by the pull guard.
+        self.uid = next(_UIDS)
         # Short canonical text used by state keys.
         if kind == "object":
             self.code = f"{name}:{color}"
@@ -152,7 +154,7 @@ class GameObject:
             self.code = "#"
 
     def clone(self) -> GameObject:
-        """A copy with the same type, colour, direction, property mask and move stamp."""
+        """A copy with the same type, colour, direction, property mask, move stamp and uid."""
         c = GameObject.__new__(GameObject)
         c.kind = self.kind
         c.name = self.name
@@ -161,8 +163,7 @@ class GameObject:
         c.direction = self.direction
         c.mask = self.mask
         c.moved_stamp = self.moved_stamp
-        c.busy = 0
-        c.result = NO_WIN_LOSE
+        c.uid = self.uid
         c.code = self.code
         return c
 
