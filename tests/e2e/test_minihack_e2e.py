@@ -23,3 +23,6 @@ def test_benchmark_runs_on_minihack(project: pytest.Pytester) -> None:
     # The preset that decided the scores is recorded with the run.
     settings = data["settings"]["environments"]["minihack"]
     assert settings["preset"]["name"] == "alma" and settings["preset"]["penalty_step"] == -1.0
+    # So is the pinned clock that makes the games independent of the date (docs/minihack.md).
+    assert settings["clock"]["mode"] == "pinned"
+    assert settings["clock"]["utc"] == "2015-12-03T12:00:00Z"

@@ -11,6 +11,10 @@ penalty -0.01, success when a step's reward reaches 1.0). Choose with ``ALMA_MIN
 Boxoban's level folder with ``ALMA_MINIHACK_BOXOBAN_LEVELS``. The observation is BALROG's
 "hybrid" text (:mod:`pytest_alma.envs.minihack.text`); the system prompt lists the actions the
 task allows and states its goal, as ALMA's prompt does.
+
+Clock: every game runs on one pinned instant (:mod:`pytest_alma.envs.minihack.clock`), so a
+task and seed play the same game on any date; ``ALMA_MINIHACK_CLOCK=system`` (or ``clock=``)
+plays on the real clock. The choice is recorded in the settings (``clock``).
 """
 
 from __future__ import annotations
@@ -21,12 +25,19 @@ from typing import Any
 from pytest_alma.envs.base import InvalidAction, StepResult
 from pytest_alma.envs.minihack.actions import DEFAULT_ACTION, action_prompt
 from pytest_alma.envs.minihack.boxoban import BoxobanLevelsMissing, is_boxoban, use_levels
+from pytest_alma.envs.minihack.clock import (
+    CLOCK_ENV_VAR,
+    PINNED_EPOCH,
+    chosen_clock,
+    clock_settings,
+)
 from pytest_alma.envs.minihack.game import MiniHackGame, import_minihack
 from pytest_alma.envs.minihack.tasks import ALMA_TASK_IDS, PRESETS, SPLITS, Preset, category
 from pytest_alma.records import Task, TaskStart
 
-#: Bump when the observation text, the action vocabulary or the seeding change (cache keys).
-ADAPTER_VERSION = "1"
+#: Bump when the observation text, the action vocabulary, the seeding or the clock change
+#: (cache keys). 2: the clock is pinned (games no longer depend on the date).
+ADAPTER_VERSION = "2"
 
 PRESET_ENV_VAR = "ALMA_MINIHACK_PRESET"
 
@@ -85,12 +96,14 @@ Your task: {goal}
 class MiniHackEpisode:
     """One harness episode over :class:`MiniHackGame`."""
 
-    def __init__(self, task: Task, preset: Preset, boxoban_levels: str | None) -> None:
+    def __init__(
+        self, task: Task, preset: Preset, boxoban_levels: str | None, clock: str = "pinned"
+    ) -> None:
         from pytest_alma.envs.minihack.text import OBSERVATION_KEYS
 
         self.task = task
         self.preset = preset
-        self._game = MiniHackGame(task.task_id, preset, OBSERVATION_KEYS, boxoban_levels)
+        self._game = MiniHackGame(task.task_id, preset, OBSERVATION_KEYS, boxoban_levels, clock)
         self._names = self._game.action_names()
         self._rewards: list[float] = []
         self._done = False
@@ -154,8 +167,16 @@ class MiniHackEnvironment:
 
     name = "minihack"
 
-    def __init__(self, preset: str | None = None, boxoban_levels: str | None = None) -> None:
+    def __init__(
+        self,
+        preset: str | None = None,
+        boxoban_levels: str | None = None,
+        clock: str | None = None,
+    ) -> None:
         import_minihack()  # fail now, with install instructions, not at the first episode
+        self.clock = chosen_clock(clock)
+        if self.clock == "pinned":
+            _check_pin_applies()
         chosen = preset or os.environ.get(PRESET_ENV_VAR, "alma")
         if chosen not in PRESETS:
             raise ValueError(
@@ -194,6 +215,7 @@ class MiniHackEnvironment:
             "adapter_version": ADAPTER_VERSION,
             "preset": self.preset.to_json(),
             "boxoban_levels": self.boxoban_levels or os.environ.get("ALMA_MINIHACK_BOXOBAN_LEVELS"),
+            "clock": clock_settings(self.clock),
         }
 
     def check_tasks(self, task_ids: list[str]) -> None:
@@ -212,7 +234,25 @@ class MiniHackEnvironment:
             close = difflib.get_close_matches(task.task_id, ALMA_TASK_IDS, n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise ValueError(f"unknown MiniHack task {task.task_id!r}.{hint}")
-        return MiniHackEpisode(task, self.preset, self.boxoban_levels)
+        return MiniHackEpisode(task, self.preset, self.boxoban_levels, self.clock)
+
+
+def _check_pin_applies() -> None:
+    """Fail at start-up, not at the first episode, when this nle build cannot be pinned."""
+    from nle.nethack.nethack import DLPATH
+
+    from pytest_alma.envs.minihack import elfpatch
+
+    with open(DLPATH, "rb") as handle:
+        data = handle.read()
+    try:
+        elfpatch.patched(data, PINNED_EPOCH)  # in memory only: the installed file is untouched
+    except elfpatch.ClockPatchError as err:
+        raise RuntimeError(
+            f"cannot pin NetHack's clock ({err}): the pin supports nle's x86-64 Linux build. "
+            f"Set {CLOCK_ENV_VAR}=system to play on the real clock (results then depend on the "
+            "date, and results.json says so)"
+        ) from err
 
 
 __all__ = ["MiniHackEnvironment", "MiniHackEpisode", "category", "goal_of"]

@@ -9,6 +9,10 @@ so the same task and seed replay the same map and the same dynamics.
 blocks the game until it is dismissed. nle 1.3 has no such option, so after every step we send
 the ``more`` key while the screen shows ``--More--`` (when the task's action set has it), and
 keep every message seen on the way.
+
+Clock: NetHack reads the date (moon phase, Friday the 13th, night, midnight, the hero's
+birthday). Unless told ``clock="system"``, every game runs on the pinned instant of
+:mod:`pytest_alma.envs.minihack.clock`, so a task and seed play the same game on any date.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from pytest_alma.envs.minihack import boxoban
+from pytest_alma.envs.minihack import clock as _clock
 from pytest_alma.envs.minihack.actions import BY_NAME, NamedAction, allowed_actions
 from pytest_alma.envs.minihack.tasks import Preset
 
@@ -73,6 +78,7 @@ class MiniHackGame:
         preset: the settings preset.
         observation_keys: the NLE observation keys to request.
         boxoban_levels: folder of Boxoban level files (default: ``$ALMA_MINIHACK_BOXOBAN_LEVELS``).
+        clock: ``"pinned"`` or ``"system"`` (default: ``$ALMA_MINIHACK_CLOCK``, else pinned).
     """
 
     def __init__(
@@ -81,6 +87,7 @@ class MiniHackGame:
         preset: Preset,
         observation_keys: tuple[str, ...],
         boxoban_levels: str | None = None,
+        clock: str | None = None,
     ) -> None:
         import_minihack()
         import gymnasium as gym
@@ -89,10 +96,19 @@ class MiniHackGame:
             boxoban.use_levels(task_id, boxoban_levels)
         self.task_id = task_id
         self.preset = preset
+        self.clock = _clock.chosen_clock(clock)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # gymnasium's passive checker warns on NLE's spaces
             made: Any = gym.make(task_id, observation_keys=observation_keys, **preset.env_kwargs())
         self._env: Any = made  # nle and minihack have no type information
+        if self.clock == "pinned":
+            # Before the first reset: nle reloads its library copy from the patched file at
+            # every reset, so every game of this environment runs on the pinned clock.
+            try:
+                _clock.pin_env(self._env)
+            except BaseException:
+                self._env.close()
+                raise
         self._raw_actions: list[int] = [int(a) for a in self._env.unwrapped.actions]
         self.actions: tuple[NamedAction, ...] = allowed_actions(self._raw_actions)
         self._more = BY_NAME["more"].nle_action

@@ -1,9 +1,11 @@
 """The BALROG-style MiniHack text observation (docs/minihack.md, "The text observation").
 
-Real states come from nle 1.3 + minihack 1.0.2 with NetHack seeded explicitly: gymnasium's
+Real states come from nle 1.3 + minihack 1.0.2 with NetHack seeded explicitly (gymnasium's
 ``reset(seed=...)`` alone does not seed NetHack's RNGs, so the same seed would not give the same
-map. Synthetic observations (a stone-filled map with a few glyphs and descriptions) cover the
-distance and compass words exactly.
+map) and its clock pinned as the harness pins it (otherwise the start message and the luck
+depend on the date: "You are lucky!  Full moon tonight."). Synthetic observations (a
+stone-filled map with a few glyphs and descriptions) cover the distance and compass words
+exactly.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ with warnings.catch_warnings():
     import minihack  # noqa: F401  (registers the MiniHack gym ids)
 from nle import nethack
 
-from pytest_alma.envs.minihack import language, text
+from pytest_alma.envs.minihack import clock, language, text
 from pytest_alma.envs.minihack.language import (
     COMPASS_WORDS,
     DISTANCE_WORDS,
@@ -57,6 +59,7 @@ def _play(task: str, seed: int, actions: tuple[int, ...] = ()) -> Obs:
         warnings.simplefilter("ignore")  # gymnasium's passive checker warns about NLE's spaces
         env: Any = gym.make(task, observation_keys=OBSERVATION_KEYS)
     try:
+        clock.pin_env(env)  # the harness's pinned date: the same text on any day
         env.unwrapped.seed(seed, seed, False)  # core, disp; no anti-TAS reseeding
         obs, _ = env.reset(seed=seed)
         for action in actions:
@@ -105,7 +108,7 @@ f: a horn
 g: a tin wand
 
 message:
-You are lucky!  Full moon tonight.  f - a horn.  g - a tin wand.
+f - a horn.  g - a tin wand.
 
 language observation:
 horizontal wall very near northwest and northnorthwest and north and northnortheast \
@@ -190,7 +193,10 @@ def test_room_5x5_seed_0() -> None:
     obs = play("MiniHack-Room-5x5-v0")
     assert language.language_observation(obs) == "staircase down near southeast"
     assert cursor_text(obs) == "cursor:\nYourself a rogue\n(x=36, y=10)"
-    assert message_text(obs) == "message:\nYou are lucky!  Full moon tonight."
+    # The pinned date is a last-quarter moon: no "You are lucky!  Full moon tonight."
+    assert message_text(obs) == (
+        "message:\nHello Agent, welcome to NetHack!  You are a chaotic male human Rogue."
+    )
     assert inventory_text(obs).split("\n")[:2] == [
         "inventory:",
         "a: a +0 short sword (weapon in hand)",
@@ -281,6 +287,7 @@ def test_language_matches_a_plain_reference_and_cursor_finds_the_agent(task: str
         warnings.simplefilter("ignore")
         env: Any = gym.make(task, observation_keys=OBSERVATION_KEYS)
     try:
+        clock.pin_env(env)
         env.unwrapped.seed(3, 3, False)
         obs, _ = env.reset(seed=3)
         for step in range(40):
