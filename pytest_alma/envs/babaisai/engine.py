@@ -25,10 +25,16 @@ direction), except that a you-object is turned to the action's direction before 
 blocked or not; a mover that a nested pull has already moved into its target (it pushed an
 object that pulls it) does not end its move there: the rest of the move acts on the cells, so
 the win/lose test reads the target's top (the mover itself) and whatever now stands on the
-source cell moves on. Choices where the spec is silent: the ``lost`` flag is cleared when the
-same step also wins; stepping after the game is done is allowed. Rules are only re-extracted
-after a step in which a rule tile moved or was uncovered, which gives the same ruleset as
-re-extracting after every non-idle step.
+source cell moves on; open/shut destroys both tops without ending the move: the push decision
+uses the forward top as it was before the destruction (a destroyed ``push`` top still moves its
+cell, whatever now stands there, even nothing, so the chain beyond is pushed), and a destroyed
+mover still has its target tested for win/lose and still pulls what is behind it. One more
+difference, reachable only from a hand-written layout that stacks an object on a block: borders
+and blocks never move (the original would move a block left on top of a source cell). Choices
+where the spec is silent: the ``lost`` flag is cleared when the same step also wins; stepping
+after the game is done is allowed. Rules are only re-extracted after a step in which a rule
+tile moved or was uncovered, which gives the same ruleset as re-extracting after every non-idle
+step.
 
 Nothing here uses global random state: the game is fully deterministic given its layout.
 """
@@ -388,14 +394,18 @@ class BabaGame:
             self._replace()
         return StepOutcome(reward, won, lost, done)
 
-    def _move(self, i: int, obj: GameObject, d: int, depth: int) -> tuple[bool, bool]:
-        """Move the top of cell ``i`` (``obj`` on entry) one cell in direction ``d``.
+    def _move(self, i: int, obj: GameObject | None, d: int, depth: int) -> tuple[bool, bool]:
+        """Move the top of cell ``i`` (``obj`` on entry, None if empty) one cell in direction ``d``.
 
         Returns (win, lose). Order per spec 1.5: open/shut, push chain, overlap check, win/lose
         test on the target top, the move itself, then pulling whatever is behind. As in the
-        original, the steps after the push chain act on the cells, not on ``obj``: when a nested
-        pull has already moved ``obj`` into the target, the target's top is ``obj`` itself (the
-        win/lose test reads it) and whatever now stands on the source cell moves on.
+        original, the steps after the open/shut check act on the cells, not on ``obj``: the push
+        decision reads the forward top as it was *before* open/shut (a destroyed ``push`` top
+        still makes the forward cell move, whatever now stands there, even nothing); a mover
+        destroyed by open/shut still has its target's top tested and still pulls what is behind;
+        when a nested pull has already moved ``obj`` into the target, the target's top is ``obj``
+        itself (the win/lose test reads it) and whatever now stands on the source cell moves on.
+        Borders and blocks never move, even when one ends up on top of the source cell.
         """
         if depth > MAX_MOVE_DEPTH:
             return NO_WIN_LOSE
@@ -404,24 +414,24 @@ class BabaGame:
         j = i + delta
         src = grid[i]
         dst = grid[j]
-        # (a) open/shut: both tops are destroyed, then whatever was under the mover moves on.
-        if dst:
+        # The forward top before open/shut: it alone decides whether the forward cell is pushed.
+        fwd = dst[-1] if dst else None
+        # (a) open/shut: both tops are destroyed and the move goes on with what is left.
+        if obj is not None and fwd is not None:
             om = obj.mask
-            fm = dst[-1].mask
+            fm = fwd.mask
             if (om & OPEN and fm & SHUT) or (om & SHUT and fm & OPEN):
                 src.pop()
                 dst.pop()
                 self._tops_dirty = True
-                if not src or not src[-1].mask & MOBILE:
-                    return NO_WIN_LOSE
-                obj = src[-1]
+                obj = src[-1] if src and src[-1].mask & MOBILE else None
+        # The pull guard only knows real movers; a move of an emptied cell registers nothing.
         in_progress = self._in_progress
-        in_progress.append(obj.uid)
-        # (b) chain pushing.
-        if dst:
-            fwd = dst[-1]
-            if fwd.mask & PUSH:
-                self._move(j, fwd, d, depth + 1)
+        if obj is not None:
+            in_progress.append(obj.uid)
+        # (b) chain pushing, of whatever is on the forward cell now (normally ``fwd``).
+        if fwd is not None and fwd.mask & PUSH:
+            self._move(j, dst[-1] if dst and dst[-1].mask & MOBILE else None, d, depth + 1)
         # (c) a blocked chain only stops the mover at a solid top (errata 3).
         moved = not dst or not dst[-1].mask & SOLID
         target = dst if moved else src
@@ -430,7 +440,7 @@ class BabaGame:
         result = (bool(tm & WIN), bool(tm & LOSE))
         # (e) the move itself, of whatever is on top of the source cell now (normally ``obj``).
         # Only an object that really changes cell turns (errata 6), to the move's direction.
-        if moved and src:
+        if moved and src and src[-1].mask & MOBILE:
             mover = src.pop()
             if mover.kind == "object" and mover.direction != d:
                 # Copy-on-write: copies of the game may share this object.
@@ -446,7 +456,8 @@ class BabaGame:
             p = behind[-1]
             if p.mask & PULL and (moved or p.uid not in in_progress):
                 self._move(i - delta, p, d, depth + 1)
-        in_progress.pop()
+        if obj is not None:
+            in_progress.pop()
         return result
 
     # ------------------------------------------------------------------ rules
