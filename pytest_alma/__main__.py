@@ -1,6 +1,8 @@
 """Command line: ``python -m pytest_alma report RUN``, ``compare RUN_A RUN_B`` and ``envs``.
 
-``RUN`` is a run directory (``reports/<run-id>``), a run id, or ``latest``.
+``RUN`` is a run directory (``reports/<run-id>``), a run id, or ``latest``. A run whose
+controller was killed before it wrote ``results.json`` is rebuilt from its journal
+(``episodes.jsonl``) first, marked ``"partial": true``.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from pytest_alma.report import terminal_lines, write_reports
-from pytest_alma.store import read_json
+from pytest_alma.runlog import EPISODES_FILE, RESULTS_FILE, rebuild
+from pytest_alma.store import atomic_write_json, read_json
 
 
-def resolve_run(arg: str, reports: Path) -> Path:
-    """Turn a run argument into a run directory holding results.json."""
+def resolve_run(arg: str, reports: Path, *, journal: bool = False) -> Path:
+    """Turn a run argument into a run directory holding results.json (or, with ``journal``,
+    only the journal ``episodes.jsonl`` of a run that was killed)."""
     if arg == "latest":
         latest = reports / "LATEST"
         if not latest.exists():
@@ -27,6 +31,8 @@ def resolve_run(arg: str, reports: Path) -> Path:
             return candidate
         if candidate.name == "results.json" and candidate.exists():
             return candidate.parent
+        if journal and (candidate / EPISODES_FILE).exists():
+            return candidate
     raise SystemExit(
         f"no results.json found for run {arg!r} (looked in {path} and {reports / arg})"
     )
@@ -57,8 +63,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "compare":
         return _compare(args)
     if args.command == "report":
-        run_dir = resolve_run(args.run, Path(args.reports))
-        results = read_json(run_dir / "results.json")
+        run_dir = resolve_run(args.run, Path(args.reports), journal=True)
+        if not (run_dir / RESULTS_FILE).exists():
+            try:
+                results = rebuild(run_dir)
+            except ValueError as exc:
+                raise SystemExit(f"cannot rebuild the results of {run_dir}: {exc}") from None
+            atomic_write_json(run_dir / RESULTS_FILE, results)
+            print(f"rebuilt {run_dir / RESULTS_FILE} from {EPISODES_FILE} (partial)")
+        results = read_json(run_dir / RESULTS_FILE)
         rendered = write_reports(results, run_dir, None if args.out is None else Path(args.out))
         print("\n".join(terminal_lines(results)))
         for note in rendered.notes:

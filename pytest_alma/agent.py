@@ -37,9 +37,9 @@ class ChatReplyLike(Protocol):
 
 
 class AgentLLM(Protocol):
-    """What the loop needs from the LLM client."""
+    """What the loop needs from the LLM client (``seed``: the episode's sampling seed)."""
 
-    async def chat(self, messages: Sequence[dict[str, str]]) -> Any: ...
+    async def chat(self, messages: Sequence[dict[str, str]], *, seed: int | None = None) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,14 @@ class AgentLLMError(Exception):
     """The LLM layer gave up on a call; the episode ends with this as its error."""
 
 
+class EpisodeEnvironmentError(Exception):
+    """The environment raised while an episode was played (reset, step, actions or score).
+
+    Raised instead of the environment's own exception so that the harness can count the episode
+    as an environment failure rather than a harness one; the original is the ``__cause__``.
+    """
+
+
 async def play(
     episode: Episode,
     start: TaskStart,
@@ -135,12 +143,16 @@ async def play(
     memory: dict[str, Any],
     settings: AgentSettings,
     default_action: str,
+    *,
+    seed: int | None = None,
 ) -> tuple[Trajectory, MemoryBlock]:
     """Play one episode to the end (done or step cap) and return its trajectory.
 
+    Every request carries ``seed`` (the episode's sampling seed; None: the client's own).
     Exceptions raised by ``llm.chat`` end the episode with ``Trajectory.error`` set, except
     those the caller must see (budget exhaustion, replay-cache misses), which propagate when
-    they carry ``alma_fatal = True``.
+    they carry ``alma_fatal = True``. Exceptions of the environment propagate as
+    :class:`EpisodeEnvironmentError`.
     """
     block = render_memory(memory, settings.memory_char_cap)
     system = {"role": "system", "content": system_prompt(instructions, block)}
@@ -150,18 +162,24 @@ async def play(
     for _ in range(settings.max_steps):
         window = turns[-(2 * settings.history_window + 1) :] if settings.history_window else turns
         try:
-            reply = await llm.chat([system, *window])
+            reply = await llm.chat([system, *window], seed=seed)
         except Exception as exc:
             if getattr(exc, "alma_fatal", False):
                 raise
             error = f"LLM call failed: {exc}"
             break
         text = str(getattr(reply, "text", reply))
-        valid = episode.valid_actions()
+        try:
+            valid = episode.valid_actions()
+        except Exception as exc:
+            raise _environment_failed("listing the valid actions", exc) from exc
         action = parse_action(text, valid)
         invalid = action is None
         played = default_action if action is None else action
-        result = episode.step(played)
+        try:
+            result = episode.step(played)
+        except Exception as exc:
+            raise _environment_failed(f"step {len(steps) + 1} ({played!r})", exc) from exc
         steps.append(
             Step(
                 action=played,
@@ -177,8 +195,15 @@ async def play(
         note = f"{INVALID_ACTION_NOTE}{default_action}" if invalid else ""
         turns.append({"role": "assistant", "content": text})
         turns.append({"role": "user", "content": user_turn(result.observation, note)})
-    score, success = episode.score()
+    try:
+        score, success = episode.score()
+    except Exception as exc:
+        raise _environment_failed("scoring the episode", exc) from exc
     trajectory = Trajectory(
         start=start, steps=tuple(steps), score=score, success=success, error=error
     )
     return trajectory, block
+
+
+def _environment_failed(what: str, exc: BaseException) -> EpisodeEnvironmentError:
+    return EpisodeEnvironmentError(f"the environment raised in {what}: {type(exc).__name__}: {exc}")

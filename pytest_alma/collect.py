@@ -10,7 +10,8 @@ Item ids are stable and readable and identical on every xdist worker::
 Collection episodes appear under every design so that xdist spreads them over workers and
 ``-k`` selects them; they are played once (under a lock) and read from disk by everyone else.
 A design file that cannot be loaded still yields its items, each failing with the load error,
-so that one broken file never stops the session.
+so that one broken file never stops the session; its deployment episodes are then counted as
+failures (``error_kind`` "design") by the controller, which finds them from the item ids.
 """
 
 from __future__ import annotations
@@ -132,7 +133,13 @@ class EnvironmentNode(pytest.Collector):
 
 
 def _failing(error: DesignError) -> Callable[..., None]:
-    def design_load_failed() -> None:
+    def design_load_failed(request: pytest.FixtureRequest) -> None:
+        from pytest_alma.failures import clip
+        from pytest_alma.plugin import FAILURE_PROPERTY
+
+        # Tells the controller why this item's episodes (if any) were never played.
+        failure = {"error": clip(f"design error: {error}"), "error_kind": "design"}
+        request.node.user_properties.append((FAILURE_PROPERTY, failure))
         raise error
 
     return design_load_failed

@@ -3,10 +3,12 @@
 Pytest-free. Used by ``python -m pytest_alma compare RUN_A RUN_B`` and by the regression gate
 (:mod:`pytest_alma.gate`). The numbers are per design and environment, over deployment episodes:
 
-* **B minus A**, paired on the same task, seed and repeat whenever episodes match (the mean of
-  the per-episode differences, with a t interval, and :func:`pytest_alma.stats.paired_difference`'s
-  test: an exact sign-flip test with few non-zero differences, a paired t-test otherwise). When
-  no episode matches, an unpaired Welch test on the two samples, and the output says so.
+* **B minus A**, paired on the same task, seed and repeat whenever episodes match, with the task
+  as the statistical unit like the run's report (:mod:`pytest_alma.stats`): per task the mean
+  difference over its matched repeats, the mean of those with a t interval over tasks, and a
+  sign-flip test over tasks (exact up to 16 tasks that differ, seeded Monte Carlo beyond). When
+  no episode matches, an unpaired Welch test on the two sides' task means, and the output says
+  so. The task of an episode is read from its label (:func:`label_task`).
 * **Thresholds** (``--alma-regression-threshold``): direction-aware (a higher score is better),
   per design, relative (``mean:5%``), absolute (``mean:0.05``) or significance-based
   (``p:0.05``), combinable (``mean:5%+p:0.05``: both must agree). :func:`judge` turns a
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -82,12 +85,36 @@ def design_scores(results: Mapping[str, Any]) -> dict[tuple[str, str], dict[str,
     return dict(scores)
 
 
+_LABEL = re.compile(r"^(?P<task>.+)-s-?\d+-r\d+$")
+
+
+def label_task(label: str) -> str:
+    """The task of an episode label (``<task>-s<seed>-r<repeat>`` -> ``<task>``): the cluster
+    its repeats share. A label of another shape is its own task."""
+    match = _LABEL.match(label)
+    return match.group("task") if match else label
+
+
+def clustered_estimate(scores: Mapping[str, float]) -> Estimate:
+    """The estimate of episode scores keyed by label, with the task as the unit."""
+    labels = sorted(scores)
+    return estimate([scores[k] for k in labels], [label_task(k) for k in labels])
+
+
+def _task_means(scores: Mapping[str, float]) -> list[float]:
+    by_task: dict[str, list[float]] = defaultdict(list)
+    for label in sorted(scores):
+        by_task[label_task(label)].append(scores[label])
+    return [math.fsum(v) / len(v) for v in by_task.values()]
+
+
 @dataclass(frozen=True)
 class Difference:
     """B minus A for one design and environment.
 
     ``base`` is A's mean over the episodes the difference is computed on (the matched ones when
-    paired): relative thresholds are fractions of it.
+    paired; the mean of the task means): relative thresholds are fractions of it. ``tasks``:
+    the tasks the test ran over (0 when unknown).
     """
 
     mean: float
@@ -100,16 +127,19 @@ class Difference:
     n_a: int
     n_b: int
     base: float
+    tasks: int = 0
 
     @property
     def describe_pairing(self) -> str:
         """How the difference was tested: ``"8/8 paired, exact sign-flip"``, ``"6 of 8/7
-        paired, paired t"`` or ``"unpaired, Welch (no episode matched)"``."""
+        paired over 3 tasks, exact sign-flip"`` or ``"unpaired, Welch (no episode matched)"``."""
         if not self.paired:
             return f"unpaired, {self.test} (no episode matched)"
+        # Repeats of a task are one unit of the test: say how many units there were.
+        over = f" over {self.tasks} tasks" if 0 < self.tasks != self.matched else ""
         if self.matched == self.n_a == self.n_b:
-            return f"{self.matched}/{self.matched} paired, {self.test}"
-        return f"{self.matched} of {self.n_a}/{self.n_b} paired, {self.test}"
+            return f"{self.matched}/{self.matched} paired{over}, {self.test}"
+        return f"{self.matched} of {self.n_a}/{self.n_b} paired{over}, {self.test}"
 
 
 def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float, float]:
@@ -141,11 +171,13 @@ def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float, 
 
 
 def difference(a: Mapping[str, float], b: Mapping[str, float]) -> Difference:
-    """B minus A, paired over the episodes both have (by label), else unpaired (Welch)."""
+    """B minus A, paired over the episodes both have (by label), else unpaired (Welch over task
+    means); the task is the unit either way."""
     matched = sorted(a.keys() & b.keys())
     if matched:
         before = [a[k] for k in matched]
-        paired = paired_difference([b[k] for k in matched], before)
+        tasks = [label_task(k) for k in matched]
+        paired = paired_difference([b[k] for k in matched], before, tasks)
         return Difference(
             mean=paired.mean,
             low=paired.low,
@@ -156,10 +188,12 @@ def difference(a: Mapping[str, float], b: Mapping[str, float]) -> Difference:
             matched=len(matched),
             n_a=len(a),
             n_b=len(b),
-            base=math.fsum(before) / len(before),
+            base=estimate(before, tasks).mean,
+            tasks=paired.clusters,
         )
-    mean, low, high, p = welch(list(a.values()), list(b.values()))
-    base = math.fsum(a.values()) / len(a) if a else float("nan")
+    means_a, means_b = _task_means(a), _task_means(b)
+    mean, low, high, p = welch(means_a, means_b)
+    base = math.fsum(means_a) / len(means_a) if means_a else float("nan")
     return Difference(mean, low, high, p, "Welch", False, 0, len(a), len(b), base)
 
 
@@ -431,8 +465,8 @@ def compare_scores(
             ComparisonRow(
                 env=group[0],
                 design=group[1],
-                a=estimate(list(sa.values())) if sa else None,
-                b=estimate(list(sb.values())) if sb else None,
+                a=clustered_estimate(sa) if sa else None,
+                b=clustered_estimate(sb) if sb else None,
                 diff=difference(sa, sb) if sa and sb else None,
                 note=(notes or {}).get(group, ""),
             )
@@ -441,12 +475,14 @@ def compare_scores(
 
 
 def score_cell(est: Estimate | None) -> str:
-    """``"33.3 [9.7, 70.0] n=6"`` (percent, 95% interval, episodes), or ``"-"``."""
+    """``"33.3 [9.7, 70.0] n=6"`` (percent, 95% interval, episodes; ``n=6 (3 tasks)`` when
+    tasks repeat), or ``"-"``."""
     if est is None or est.n == 0:
         return "-"
+    n = f"n={est.n}" + (f" ({est.clusters} tasks)" if 0 < est.clusters < est.n else "")
     if math.isnan(est.low):
-        return f"{_points(est.mean)} n={est.n}"
-    return f"{_points(est.mean)} [{_points(est.low)}, {_points(est.high)}] n={est.n}"
+        return f"{_points(est.mean)} {n}"
+    return f"{_points(est.mean)} [{_points(est.low)}, {_points(est.high)}] {n}"
 
 
 def diff_cell(diff: Difference | None) -> str:
@@ -507,10 +543,11 @@ class ComparisonRefused(ValueError):
 
 
 def _source_hashes(doc: Mapping[str, Any]) -> dict[str, str]:
-    # Runs and records both keep designs.<name>.source_hash.
+    # Runs and records both keep designs.<key>.source_hash; a run's build records are keyed
+    # "<design>@<env>" and name their design.
     designs = dict(doc.get("designs") or {})
     return {
-        str(name): str(info["source_hash"])
+        str(info.get("design") or name): str(info["source_hash"])
         for name, info in designs.items()
         if isinstance(info, Mapping) and info.get("source_hash")
     }
@@ -567,9 +604,10 @@ def compare_documents(
         lines += [f"  {d}" for d in others]
     lines += comparison_table(rows, names, verdicts)
     lines.append(
-        f"{names[1]} - {names[0]}: scores in %, differences in percentage points, 95% intervals; "
-        "paired on the same task, seed and repeat where episodes match (exact sign-flip test "
-        "up to 16 non-zero differences, else paired t), Welch's unpaired test where none match"
+        f"{names[1]} - {names[0]}: scores in %, differences in percentage points, 95% intervals "
+        "with the task as the unit (repeats of a task are one unit); paired on the same task, "
+        "seed and repeat where episodes match (sign-flip test over tasks: exact up to 16 that "
+        "differ, seeded Monte Carlo beyond), Welch's unpaired test on task means where none match"
     )
     failing = verdicts is not None and any(v.failing for _, v in verdicts.values())
     return lines, failing

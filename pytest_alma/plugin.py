@@ -10,8 +10,12 @@ Hooks, in the order they fire:
   scope, start the LLM services (scripted model if selected, the gateway) for the session.
 - ``pytest_configure_node`` (xdist): hand the gateway URL, token and run id to each worker.
 - ``pytest_collect_file``: design files become :class:`~pytest_alma.collect.DesignFile`.
-- ``pytest_runtest_logreport`` (controller): gather episode results from reports.
-- ``pytest_sessionfinish`` (controller): write ``results.json`` and ``summary.md``.
+- ``pytest_runtest_logreport`` (controller): gather episode results from reports, appending
+  each to the run's journal (``episodes.jsonl``, see :mod:`pytest_alma.runlog`) as it arrives.
+- ``pytest_sessionfinish`` (controller): give every failed deployment item that brought no
+  episode (a crashed worker, a design file that does not load) its episodes as failures, then
+  write ``results.json`` and ``summary.md`` (marked partial when the session was interrupted:
+  SIGTERM is turned into KeyboardInterrupt so that this hook still runs).
 - ``pytest_terminal_summary``: print the comparison table.
 """
 
@@ -20,6 +24,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,10 +36,23 @@ from pytest_alma.settings import OPTIONS, AlmaSettings, SettingsError, resolve
 
 if TYPE_CHECKING:
     from pytest_alma.gate import GateSession
+    from pytest_alma.runlog import RunLog
     from pytest_alma.runner import Harness
     from pytest_alma.session import ControllerServices
 
 WORKERINPUT_KEY = "alma_harness_config"
+
+#: A user property of an item that failed before it could play its episodes (a design file
+#: that does not load): ``{"error": ..., "error_kind": ...}`` for the controller's records.
+FAILURE_PROPERTY = "alma_failure"
+
+
+@dataclass(frozen=True)
+class ItemFailure:
+    """Why a failed item failed, as the controller saw it (for the episodes it never sent)."""
+
+    error: str
+    kind: str
 
 
 class SessionState:
@@ -48,8 +68,17 @@ class SessionState:
         self.episodes: list[dict[str, Any]] = []
         self.builds: dict[str, dict[str, Any]] = {}
         self.collections: dict[str, dict[str, Any]] = {}
+        #: Node ids of the items that failed (any phase), in the order they failed.
         self.failed_items: list[str] = []
+        #: Why each failed item failed (its report's text, or what the item attached).
+        self.failure_details: dict[str, ItemFailure] = {}
+        #: Items whose reports carried episode records (the others get failure records).
+        self.items_with_episodes: set[str] = set()
         self.summary_lines: list[str] = []
+        self.run_log: RunLog | None = None
+        #: Set when SIGTERM stopped the session (results are then partial).
+        self.terminated = False
+        self.previous_sigterm: Any = None
 
     @property
     def is_worker(self) -> bool:
@@ -70,6 +99,13 @@ class SessionState:
         return self._harness
 
     def close(self) -> None:
+        if self.previous_sigterm is not None:
+            with contextlib.suppress(ValueError):  # (not the main thread)
+                signal.signal(signal.SIGTERM, self.previous_sigterm)
+            self.previous_sigterm = None
+        if self.run_log is not None:
+            self.run_log.close()
+            self.run_log = None
         if self._harness is not None:
             self._harness.close()
             self._harness = None
@@ -91,6 +127,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for option in OPTIONS:
         extra = f" [choices: {', '.join(option.choices)}]" if option.choices else ""
         help_text = f"{option.help}{extra} (env {option.env_var}, ini {option.ini})"
+        # argparse %-formats option help ("%(default)s"): a bare % ("mean:5%") would crash
+        # `pytest --help` in every project of a virtualenv where the plugin is installed.
+        help_text = help_text.replace("%", "%%")
         if option.switch:
             group.addoption(
                 option.flag,
@@ -197,9 +236,33 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     state.harness_config = state.services.harness_config_json()
     state.active = True
+    from pytest_alma.runlog import RunLog
+
+    state.run_log = RunLog(state.services.run_dir)
+    state.run_log.write("run", state.services.header())
+    _end_on_sigterm(state)
     config.pluginmanager.register(_ResultCollector(state), "alma-results")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(state), "alma-xdist")
+
+
+def _end_on_sigterm(state: SessionState) -> None:
+    """Turn the first SIGTERM into KeyboardInterrupt, so that pytest ends the session cleanly
+    and ``pytest_sessionfinish`` writes results.json (partial) from what finished.
+
+    A second SIGTERM is ignored while the session writes its results (SIGKILL still ends it;
+    ``python -m pytest_alma report`` then rebuilds the results from the journal).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        if state.terminated:
+            return
+        state.terminated = True
+        raise KeyboardInterrupt("SIGTERM")
+
+    state.previous_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
 
 
 class _XdistHooks:
@@ -244,25 +307,85 @@ class _ResultCollector:
     def __init__(self, state: SessionState) -> None:
         self.state = state
 
+    def _log(self, kind: str, data: Any, key: str | None = None) -> None:
+        if self.state.run_log is not None:
+            self.state.run_log.write(kind, data, key)
+
+    def _failed(self, report: pytest.TestReport) -> None:
+        self.state.failed_items.append(report.nodeid)
+        if report.nodeid not in self.state.failure_details:
+            from pytest_alma.failures import clip
+
+            # A report with no call phase (a setup error, a crashed xdist worker: when "???")
+            # says only what pytest saw; the kind is the harness's until known better.
+            text = report.longreprtext.strip() or f"the item failed in its {report.when} phase"
+            self.state.failure_details[report.nodeid] = ItemFailure(clip(text), "harness")
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call":
             # user_properties ride on the setup, call and teardown reports alike: read one.
             if report.failed:
-                self.state.failed_items.append(report.nodeid)
+                self._failed(report)
             return
         for name, value in report.user_properties:
             if name == "alma_episodes" and isinstance(value, list):
                 self.state.episodes.extend(value)
+                self.state.items_with_episodes.add(report.nodeid)
+                for episode in value:
+                    self._log("episode", episode)
             elif name == "alma_collection" and isinstance(value, dict):
                 # Keyed by task: every design has the same collection items; keep the record
                 # that says the episode was played (its tokens were spent then).
                 key = json.dumps(value.get("task"), sort_keys=True)
                 if key not in self.state.collections or value.get("played_now"):
+                    if self.state.collections.get(key) != value:
+                        self._log("collection", value, key)
                     self.state.collections[key] = value
             elif name == "alma_build" and isinstance(value, dict) and value:
-                self.state.builds[str(value.get("design"))] = value
+                # One record per design and environment (a design runs on several).
+                design, env = str(value.get("design")), value.get("env")
+                key = design if env is None else f"{design}@{env}"
+                if self.state.builds.get(key) != value:
+                    self._log("build", value, key)
+                self.state.builds[key] = value
+            elif name == FAILURE_PROPERTY and isinstance(value, dict):
+                self.state.failure_details[report.nodeid] = ItemFailure(
+                    str(value.get("error")), str(value.get("error_kind") or "harness")
+                )
         if report.failed:
-            self.state.failed_items.append(report.nodeid)
+            self._failed(report)
+
+    def unreported_failures(self) -> list[dict[str, Any]]:
+        """Failure records of the episodes of failed deploy and stream items that sent none.
+
+        A worker that died mid-item (os._exit, a segfault, the OOM killer) sends a failed report
+        without the item's properties, and a design file that does not load never plays: their
+        episodes are found from the node id and the plan (``failures.item_episodes``), so that
+        they count as failures instead of vanishing from the means.
+        """
+        from pytest_alma.failures import item_episodes, unplayed
+
+        services = self.state.services
+        if services is None:
+            return []
+        records: list[dict[str, Any]] = []
+        for nodeid in dict.fromkeys(self.state.failed_items):
+            if nodeid in self.state.items_with_episodes:
+                continue
+            design, episodes = item_episodes(nodeid, services.plans)
+            failure = self.state.failure_details[nodeid]
+            for episode in episodes:
+                record = unplayed(
+                    design,
+                    episode,
+                    run_seed=self.state.settings.seed,
+                    error=failure.error,
+                    kind=failure.kind,
+                ).to_json()
+                records.append(record)
+                self._log("episode", record)
+            self.state.items_with_episodes.add(nodeid)
+        return records
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -319,13 +442,31 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         _gate_after_session(session, state)
         state.close()
         return
+    collector = session.config.pluginmanager.get_plugin("alma-results")
+    if isinstance(collector, _ResultCollector):
+        state.episodes.extend(collector.unreported_failures())
     if state.services is not None and (state.episodes or state.collections):
         state.summary_lines = state.services.finish(
-            state.episodes, state.builds, list(state.collections.values())
+            state.episodes,
+            state.builds,
+            list(state.collections.values()),
+            partial_reason=_partial_reason(session, state),
         )
         if state.settings.search.enabled:
             _search_after_session(session, state)
     _gate_after_session(session, state)
+
+
+def _partial_reason(session: pytest.Session, state: SessionState) -> str | None:
+    """Why the session's results do not cover every selected item (None: they do)."""
+    if state.terminated:
+        return "the session was stopped by SIGTERM: only the episodes that finished are counted"
+    if session.exitstatus == pytest.ExitCode.INTERRUPTED:
+        return "the session was interrupted: only the episodes that finished are counted"
+    stopped = session.shouldfail or session.shouldstop
+    if stopped:
+        return f"the session stopped early ({stopped}): only the episodes that ran are counted"
+    return None
 
 
 def _search_after_session(session: pytest.Session, state: SessionState) -> None:

@@ -25,6 +25,26 @@ def derive_seed(*parts: object) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
+#: The ``repeat`` a collection episode's sampling seed is derived with (deployment repeats
+#: count from 1, so a collection episode never shares a seed with a deployment one).
+COLLECTION_REPEAT = 0
+
+#: Names the scheme below in cache and store keys: bump when :func:`sampling_seed` changes.
+SAMPLING_SEED_SCHEME = "episode-v1"
+
+
+def sampling_seed(run_seed: int, task: Task, repeat: int) -> int:
+    """The ``seed`` every agent request of one episode carries.
+
+    Derived from the run seed, the environment, the task id, the task's seed and the repeat
+    (:data:`COLLECTION_REPEAT` for collection episodes), so that the repeats of a task are
+    independent samples wherever the server samples, every design meets the same seed on the
+    same episode (the comparison stays paired), and a re-run sends the same requests (the seed is
+    in the request body, hence in the cache key) and replays exactly.
+    """
+    return derive_seed(run_seed, "sampling", task.env, task.task_id, task.seed, repeat)
+
+
 @dataclass(frozen=True)
 class PlanSettings:
     """The knobs of the protocol (recorded with every run)."""

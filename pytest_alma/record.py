@@ -20,6 +20,7 @@ from typing import Any
 from pytest_alma.compare import (
     ThresholdError,
     Verdict,
+    clustered_estimate,
     compare_scores,
     comparison_table,
     design_scores,
@@ -31,7 +32,7 @@ from pytest_alma.compare import (
 from pytest_alma.llm.replay import (
     ReplayInfo,
 )
-from pytest_alma.stats import estimate
+from pytest_alma.report_rows import build_for
 from pytest_alma.store import atomic_write_text, read_json
 
 #: The exit status of a session that the gate failed (a regression, or an improvement under
@@ -77,8 +78,8 @@ def build_record(results: Mapping[str, Any], replay: ReplayInfo | None) -> dict[
             group = (str(e["task"]["env"]), str(e["design"]))
             errors[group] = errors.get(group, 0) + 1
     for (env, design), scores in sorted(design_scores(results).items()):
-        est = estimate(list(scores.values()))
-        build = dict(builds.get(design) or {})
+        est = clustered_estimate(scores)  # the task as the unit, as in the report
+        build = build_for(builds, design, env)  # builds are keyed "design@env"
         entry = designs.setdefault(
             design,
             {
@@ -226,7 +227,7 @@ def evaluate(
             notes[group] = "not run (not gated)"
         else:
             old_hash = dict(record_designs.get(design) or {}).get("source_hash")
-            new_hash = dict(builds.get(design) or {}).get("source_hash")
+            new_hash = build_for(builds, design, group[0]).get("source_hash")
             if old_hash and new_hash and old_hash != new_hash:
                 notes[group] = f"design changed since the record ({old_hash} -> {new_hash})"
     rows = compare_scores(before, now, notes)

@@ -9,6 +9,7 @@ load, so that an old file is rejected with a clear message instead of being misr
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -165,10 +166,29 @@ class Trajectory:
         """Compact JSON text of this trajectory."""
         return json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":"))
 
+    def digest(self) -> str:
+        """sha256 hex of what happened: the first observation, then each action and observation.
+
+        Canonical JSON (sorted keys, no spaces), so two episodes that played the same game the
+        same way have the same digest whatever their replies' wording, their timing or their
+        seeds: the report counts identical repeats of a task with it.
+        """
+        body = {
+            "start": self.start.observation,
+            "steps": [[s.action, s.observation] for s in self.steps],
+        }
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
 
 @dataclass(frozen=True)
 class TokenCount:
-    """Token use of one episode or one design call, as reported by the LLM server."""
+    """Token use of one episode or one design call, as reported by the LLM server.
+
+    ``cost_usd`` is money spent: calls answered from the response cache spend nothing, and
+    what they would have cost is ``saved_usd``. Both are ``None`` when a price is unknown.
+    ``cached_prompt_tokens`` (part of ``prompt_tokens``) were billed at the cached-input rate.
+    """
 
     calls: int = 0
     cached_calls: int = 0
@@ -178,13 +198,10 @@ class TokenCount:
     embedding_calls: int = 0
     embedding_tokens: int = 0
     cost_usd: float | None = 0.0
+    cached_prompt_tokens: int = 0
+    saved_usd: float | None = 0.0
 
     def __add__(self, other: TokenCount) -> TokenCount:
-        cost = (
-            None
-            if self.cost_usd is None or other.cost_usd is None
-            else (self.cost_usd + other.cost_usd)
-        )
         return TokenCount(
             calls=self.calls + other.calls,
             cached_calls=self.cached_calls + other.cached_calls,
@@ -193,7 +210,9 @@ class TokenCount:
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
             embedding_calls=self.embedding_calls + other.embedding_calls,
             embedding_tokens=self.embedding_tokens + other.embedding_tokens,
-            cost_usd=cost,
+            cost_usd=_add_usd(self.cost_usd, other.cost_usd),
+            cached_prompt_tokens=self.cached_prompt_tokens + other.cached_prompt_tokens,
+            saved_usd=_add_usd(self.saved_usd, other.saved_usd),
         )
 
     @property
@@ -205,7 +224,11 @@ class TokenCount:
 
     @classmethod
     def from_json(cls, data: JSONDict) -> TokenCount:
+        """Read :meth:`to_json`'s output; records older than ``cached_prompt_tokens`` and
+        ``saved_usd`` read them as 0 (their ``cost_usd`` may include what cache hits would
+        have cost: it meant "would have cost" in workers then)."""
         cost = data.get("cost_usd", 0.0)
+        saved = data.get("saved_usd", 0.0)
         return cls(
             calls=int(data.get("calls", 0)),
             cached_calls=int(data.get("cached_calls", 0)),
@@ -215,7 +238,20 @@ class TokenCount:
             embedding_calls=int(data.get("embedding_calls", 0)),
             embedding_tokens=int(data.get("embedding_tokens", 0)),
             cost_usd=None if cost is None else float(cost),
+            cached_prompt_tokens=int(data.get("cached_prompt_tokens", 0)),
+            saved_usd=None if saved is None else float(saved),
         )
+
+
+def _add_usd(a: float | None, b: float | None) -> float | None:
+    """A sum of dollars where ``None`` (unknown) wins."""
+    return None if a is None or b is None else a + b
+
+
+#: Why an episode could not be played: the design raised (or its memory build failed), the
+#: LLM failed (unavailable after retries, budget spent, replay-cache miss), the environment
+#: raised, or the harness itself failed (including a crashed worker process).
+ERROR_KINDS = ("design", "llm", "environment", "harness")
 
 
 @dataclass(frozen=True)
@@ -223,7 +259,9 @@ class EpisodeResult:
     """The outcome of one episode item, as sent from a worker to the controller.
 
     The full trajectory stays in a file (``trajectory_path``) so that reports can show it while
-    the test report carries only this small record.
+    the test report carries only this small record. An episode that could not be played (its
+    ``error`` is set) scores 0 and is no success, as ALMA counts an exception: a failure never
+    leaves the means, whatever its ``error_kind``.
     """
 
     design: str
@@ -242,6 +280,12 @@ class EpisodeResult:
     trajectory_path: str | None = None
     error: str | None = None
     extra: JSONDict = field(default_factory=dict)
+    #: Why the episode could not be played (one of :data:`ERROR_KINDS`), None when it was.
+    error_kind: str | None = None
+    #: The ``seed`` sent with every agent request of the episode (see ``protocol.sampling_seed``).
+    sampling_seed: int | None = None
+    #: :meth:`Trajectory.digest` of the episode (None when nothing was played).
+    trajectory_digest: str | None = None
 
     def to_json(self) -> JSONDict:
         return {
@@ -261,6 +305,9 @@ class EpisodeResult:
             "duration_s": self.duration_s,
             "trajectory_path": self.trajectory_path,
             "error": self.error,
+            "error_kind": self.error_kind,
+            "sampling_seed": self.sampling_seed,
+            "trajectory_digest": self.trajectory_digest,
             "extra": self.extra,
         }
 
@@ -284,4 +331,7 @@ class EpisodeResult:
             trajectory_path=data.get("trajectory_path"),
             error=data.get("error"),
             extra=dict(data.get("extra", {})),
+            error_kind=data.get("error_kind"),
+            sampling_seed=None if data.get("sampling_seed") is None else int(data["sampling_seed"]),
+            trajectory_digest=data.get("trajectory_digest"),
         )

@@ -2,12 +2,13 @@
 charts and ``report.html``.
 
 Reports are rendered from the results document alone (plus the trajectory files it points
-to), so any old run can be re-rendered with ``python -m pytest_alma report RUN``. Scores are
-the deployment episodes' success rate (TextWorld: mean progression) with a 95% interval; the
-paired difference is against the ``no_memory`` baseline on the same tasks, seeds and repeats.
+to), so any old run can be re-rendered with ``python -m pytest_alma report RUN``. The numbers
+come from :mod:`pytest_alma.report_rows` (one row per design and environment, the task as the
+statistical unit); this module turns them into cells, tables and documents.
 
 The tables are built once (:func:`report_tables`) and written both as Markdown and as HTML, so
-the two documents cannot disagree.
+the two documents cannot disagree. A partial run (``results["partial"]``: the session was
+stopped) is marked PARTIAL at the top of every report, with the reason and what finished.
 """
 
 from __future__ import annotations
@@ -21,12 +22,40 @@ from typing import Any
 
 from tabulate import tabulate
 
-from pytest_alma.stats import Estimate, PairedDifference, estimate, paired_difference
+from pytest_alma.report_rows import (
+    BASELINE,
+    METRIC_BY_ENV,
+    DesignRow,
+    aggregate,
+    build_for,
+    deploy_groups,
+    episode_usage,
+    metric_name,
+)
+from pytest_alma.stats import EXACT_PERMUTATION_MAX, MONTE_CARLO_DRAWS, Estimate, PairedDifference
 
-BASELINE = "no_memory"
-
-#: The score each environment reports; the rest report success (0 or 1 per episode).
-METRIC_BY_ENV = {"textworld": "progression"}
+__all__ = [
+    "BASELINE",
+    "HTML_FILE",
+    "LINEAGE_FILE",
+    "METRIC_BY_ENV",
+    "SUCCESS_VS_COST_FILE",
+    "SUMMARY_FILE",
+    "DesignRow",
+    "Rendered",
+    "Table",
+    "aggregate",
+    "build_for",
+    "deploy_groups",
+    "metric_name",
+    "model_label",
+    "partial_lines",
+    "render_summary",
+    "report_tables",
+    "terminal_lines",
+    "trajectory_file",
+    "write_reports",
+]
 
 SUMMARY_FILE = "summary.md"
 HTML_FILE = "report.html"
@@ -38,143 +67,7 @@ TEST_DOUBLE_DETAIL = (
     "They show that the harness, the designs and the statistics work end to end; they say "
     "nothing about how well a memory design helps an LLM."
 )
-
-
-def metric_name(env: str) -> str:
-    """What an environment's episode score measures: ``success`` or ``progression``."""
-    return METRIC_BY_ENV.get(env, "success")
-
-
-@dataclass(frozen=True)
-class DesignRow:
-    """Aggregated numbers of one design on one environment."""
-
-    env: str
-    design: str
-    score: Estimate
-    versus_baseline: PairedDifference | None
-    errors: int
-    tokens_per_episode: float
-    cost_per_episode: float | None
-    cached_share: float
-    memory_chars: float
-    truncated: int
-    retrieve_calls: tuple[float, float]  # (chat, embedding) calls per retrieve
-    update_calls: tuple[float, float] | None  # (chat, embedding) calls per update
-    build_tokens: int = 0  # tokens the memory build (all updates) spent
-    build_cost: float | None = 0.0  # its dollars (None: a price was unknown)
-
-
-def _key(e: dict[str, Any]) -> tuple[str, int, int]:
-    return (e["task"]["task_id"], int(e["task"]["seed"]), int(e["repeat"]))
-
-
-def _usage_tokens(t: dict[str, Any]) -> int:
-    return (
-        int(t.get("prompt_tokens", 0))
-        + int(t.get("completion_tokens", 0))
-        + int(t.get("embedding_tokens", 0))
-    )
-
-
-def _tokens(e: dict[str, Any]) -> tuple[int, float | None, int, int]:
-    total = 0
-    cost: float | None = 0.0
-    calls = 0
-    cached = 0
-    for part in ("agent_tokens", "retrieve_tokens"):
-        t = e.get(part, {})
-        total += _usage_tokens(t)
-        calls += int(t.get("calls", 0))
-        cached += int(t.get("cached_calls", 0))
-        c = t.get("cost_usd", 0.0)
-        cost = None if cost is None or c is None else cost + float(c)
-    return total, cost, calls, cached
-
-
-def build_for(builds: dict[str, Any], design: str, env: str) -> dict[str, Any]:
-    """The memory-build record of a design on an environment.
-
-    A record that names its environment is matched on it; records without one (results.json
-    schema 1 keeps one build per design) are used for every environment.
-    """
-    for build in builds.values():
-        if isinstance(build, dict) and build.get("design") == design and build.get("env") == env:
-            return build
-    build = builds.get(design, {})
-    return build if isinstance(build, dict) else {}
-
-
-def deploy_groups(results: dict[str, Any]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """Deployment episodes grouped by (environment, design), each group in pairing order."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for e in results.get("episodes", []):
-        if e.get("phase") == "deploy":
-            groups[(e["task"]["env"], e["design"])].append(e)
-    for eps in groups.values():
-        eps.sort(key=_key)
-    return groups
-
-
-def aggregate(results: dict[str, Any]) -> list[DesignRow]:
-    """One row per (environment, design), baseline first, then by name."""
-    groups = deploy_groups(results)
-    builds = results.get("designs", {}) or {}
-    rows: list[DesignRow] = []
-    for (env, design), eps in sorted(
-        groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != BASELINE, kv[0][1])
-    ):
-        scores = [float(e["score"]) for e in eps]
-        vs: PairedDifference | None = None
-        base = groups.get((env, BASELINE))
-        if base is not None and design != BASELINE:
-            base_by_key = {_key(b): float(b["score"]) for b in base}
-            pairs = [
-                (float(e["score"]), base_by_key[_key(e)]) for e in eps if _key(e) in base_by_key
-            ]
-            if pairs:
-                vs = paired_difference([p[0] for p in pairs], [p[1] for p in pairs])
-        token_info = [_tokens(e) for e in eps]
-        costs = [t[1] for t in token_info]
-        calls = sum(t[2] for t in token_info)
-        cached = sum(t[3] for t in token_info)
-        build = build_for(builds, design, env)
-        updates = int(build.get("updates", 0) or 0)
-        ut = build.get("update_tokens", {}) or {}
-        update_calls = None
-        if updates:
-            update_calls = (
-                int(ut.get("calls", 0)) / updates,
-                int(ut.get("embedding_calls", 0)) / updates,
-            )
-        build_cost = ut.get("cost_usd", 0.0)
-        rows.append(
-            DesignRow(
-                env=env,
-                design=design,
-                score=estimate(scores),
-                versus_baseline=vs,
-                errors=sum(1 for e in eps if e.get("error")),
-                tokens_per_episode=sum(t[0] for t in token_info) / len(eps),
-                cost_per_episode=(
-                    None
-                    if any(c is None for c in costs)
-                    else sum(c for c in costs if c is not None) / len(eps)
-                ),
-                cached_share=cached / calls if calls else 0.0,
-                memory_chars=sum(int(e.get("memory_chars", 0)) for e in eps) / len(eps),
-                truncated=sum(1 for e in eps if e.get("memory_truncated")),
-                retrieve_calls=(
-                    sum(int(e["retrieve_tokens"].get("calls", 0)) for e in eps) / len(eps),
-                    sum(int(e["retrieve_tokens"].get("embedding_calls", 0)) for e in eps)
-                    / len(eps),
-                ),
-                update_calls=update_calls,
-                build_tokens=_usage_tokens(ut),
-                build_cost=None if build_cost is None else float(build_cost),
-            )
-        )
-    return rows
+IDENTICAL_REPEATS = "repeats identical (deterministic server and game): n_eff = tasks"
 
 
 # -- cells ------------------------------------------------------------------------------------
@@ -205,7 +98,7 @@ def _signed_pct(x: float) -> str:
 def _diff_cell(vs: PairedDifference | None) -> str:
     if vs is None:
         return "-"
-    return f"{_signed_pct(vs.mean)} [{_pct(vs.low)}, {_pct(vs.high)}] p={vs.p_value:.3g}"
+    return f"{_signed_pct(vs.mean)} [{_pct(vs.low)}, {_pct(vs.high)}] p={_p_cell(vs.p_value)}"
 
 
 def _p_cell(p: float) -> str:
@@ -221,20 +114,78 @@ def _calls_cell(calls: tuple[float, float]) -> str:
     return f"{round(chat, 2):g} chat + {round(embed, 2):g} embed"
 
 
+def design_cell(r: DesignRow) -> str:
+    """``"20x3"`` (tasks x repeats per task), ``"8x1-2"`` when tasks finished different numbers
+    of repeats (a partial run), ``"0"`` for a row without episodes."""
+    if not r.tasks:
+        return "0"
+    low, high = r.repeats
+    return f"{r.tasks}x{low}" if low == high else f"{r.tasks}x{low}-{high}"
+
+
+def repeats_identical(r: DesignRow) -> bool:
+    """Every task's repeats played the very same episode (same trajectory digest)."""
+    return r.distinct is not None and r.repeats[1] > 1 and r.distinct == r.tasks
+
+
+def n_eff_cell(r: DesignRow) -> str:
+    """Distinct episodes by trajectory digest (``-``: the records carry no digests)."""
+    if r.distinct is None:
+        return "-"
+    return f"{r.distinct} (identical repeats)" if repeats_identical(r) else str(r.distinct)
+
+
+def _n_star_cell(est: Estimate) -> str:
+    if est.n == 0 or math.isnan(est.effective_n):
+        return "n/a"
+    return f"{round(est.effective_n, 1):g}"
+
+
+def errors_cell(r: DesignRow) -> str:
+    """``"0"``, ``"3: design 2, llm 1"``, and the failed memory build, if any."""
+    text = str(r.errors)
+    if r.errors:
+        text += ": " + ", ".join(f"{kind} {count}" for kind, count in r.errors_by_kind)
+    if r.build_error:
+        head = _headline(r.build_error)
+        text = f"memory build failed ({head})" + (f"; {text}" if r.errors else "")
+    return text
+
+
+def _headline(error: str, limit: int = 160) -> str:
+    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else error
+    return last if len(last) <= limit else last[: limit - 1] + "…"
+
+
+def _mde_cell(r: DesignRow) -> str:
+    return "n/a" if math.isnan(r.mde) else _pct(r.mde)
+
+
+def _test_cell(vs: PairedDifference) -> str:
+    if vs.test == "none":
+        return "none"
+    return f"{vs.test} ({vs.nonzero} of {vs.clusters} tasks differ)"
+
+
 def table_rows(rows: list[DesignRow]) -> list[list[Any]]:
     """The cells of the terminal table (one line per design and environment)."""
     return [
         [
             r.env,
             r.design,
-            r.score.n,
+            design_cell(r),
+            n_eff_cell(r),
             _score_cell(r.score),
             _diff_cell(r.versus_baseline),
+            "-" if r.versus_baseline is None else _p_cell(r.p_holm),
+            _mde_cell(r),
             f"{r.tokens_per_episode:.0f}",
             _cost_cell(r.cost_per_episode),
+            f"{r.saved_per_episode:.5f}",
             f"{100 * r.cached_share:.0f}%",
             f"{r.memory_chars:.0f}",
-            r.errors,
+            errors_cell(r),
         ]
         for r in rows
     ]
@@ -243,11 +194,15 @@ def table_rows(rows: list[DesignRow]) -> list[list[Any]]:
 HEADERS = [
     "env",
     "design",
-    "n",
+    "tasks x rep",
+    "n_eff",
     "score % [95% CI]",
-    f"vs {BASELINE} (paired)",
+    f"vs {BASELINE} (by task)",
+    "Holm p",
+    "MDE pp",
     "tokens/ep",
     "$/ep",
+    "saved $/ep",
     "cached",
     "memory chars",
     "errors",
@@ -262,18 +217,41 @@ def model_label(results: dict[str, Any]) -> str:
     return f"model: {model}"
 
 
+def partial_lines(results: dict[str, Any], rows: list[DesignRow] | None = None) -> list[str]:
+    """The PARTIAL banner of a run that did not finish (empty for a complete run): the reason,
+    and what finished."""
+    if not results.get("partial"):
+        return []
+    rows = aggregate(results) if rows is None else rows
+    reason = str(results.get("partial_reason") or "no reason recorded")
+    episodes = sum(r.score.n for r in rows)
+    repeats = (results.get("settings") or {}).get("repeats")
+    finished = "; ".join(f"{r.env}/{r.design} {design_cell(r)}" for r in rows) or "nothing"
+    planned = f" of the planned {repeats} per task" if repeats else ""
+    return [
+        f"PARTIAL RUN: {reason}.",
+        f"Only the {episodes} deployment episodes that finished are counted (tasks x repeats"
+        f"{planned}): {finished}.",
+    ]
+
+
 def terminal_lines(results: dict[str, Any], rows: list[DesignRow] | None = None) -> list[str]:
     """The comparison table for the terminal summary (``rows``: :func:`aggregate`'s, when the
     caller has them already)."""
     rows = aggregate(results) if rows is None else rows
+    partial = partial_lines(results, rows)
     if not rows:
-        return ["no deployment episodes finished in this run"]
-    lines = [model_label(results)]
+        return [*partial, "no deployment episodes finished in this run"]
+    lines = [*partial, model_label(results)]
     lines.extend(tabulate(table_rows(rows), headers=HEADERS, tablefmt="simple").splitlines())
-    cached_calls = sum(_tokens(e)[3] for e in results.get("episodes", []))
-    calls = sum(_tokens(e)[2] for e in results.get("episodes", []))
+    usage = [episode_usage(e) for e in results.get("episodes", []) if e.get("phase") == "deploy"]
+    calls = sum(u.calls for u in usage)
     if calls:
+        cached_calls = sum(u.cached for u in usage)
         lines.append(f"LLM calls in deployment: {calls}, answered from cache: {cached_calls}")
+    identical = [f"{r.env}/{r.design}" for r in rows if repeats_identical(r)]
+    if identical:
+        lines.append(f"{IDENTICAL_REPEATS} ({', '.join(identical)})")
     return lines
 
 
@@ -311,45 +289,86 @@ def _score_table(env: str, rows: list[DesignRow]) -> Table:
         body.append(
             [
                 r.design,
+                design_cell(r),
                 str(r.score.n),
+                n_eff_cell(r),
                 _pct(r.score.mean) if r.score.n else "n/a",
                 _interval_cell(r.score.low, r.score.high),
+                _n_star_cell(r.score),
                 "-" if vs is None else _signed_pct(vs.mean),
                 "-" if vs is None else _interval_cell(vs.low, vs.high),
                 "-" if vs is None else _p_cell(vs.p_value),
-                "-" if vs is None else f"{vs.test} ({vs.nonzero} of {vs.n} pairs differ)",
-                str(r.errors),
+                "-" if vs is None else _p_cell(r.p_holm),
+                "-" if vs is None else _test_cell(vs),
+                _mde_cell(r),
+                errors_cell(r),
             ]
         )
-    methods = sorted({r.score.method for r in rows if r.score.method})
-    method_text = {"wilson": "Wilson", "t": "Student t"}
-    note = (
-        f"{metric} % over deployment episodes; 95% interval: "
-        + (", ".join(method_text.get(m, m) for m in methods) or "n/a")
-        + f". Difference: percentage points against {BASELINE} on the same tasks, seeds and "
-        "repeats, with the t interval of the mean difference and a two-sided p-value (exact "
-        "sign-flip permutation test with up to 16 differing pairs, paired t-test beyond)."
-    )
-    if not has_base:
-        note += f" No {BASELINE} episodes in this environment: no paired differences."
     return Table(
         key=f"scores-{env}",
         title=f"{env}: {metric}",
         headers=[
             "design",
-            "n",
+            "tasks x repeats",
+            "episodes",
+            "n_eff",
             f"{metric} %",
             "95% interval",
+            "n*",
             f"vs {BASELINE} (pp)",
             "95% interval of difference",
             "p",
+            "p (Holm)",
             "test",
+            "MDE (pp)",
             "errors",
         ],
         rows=body,
         row_keys=[r.design for r in rows],
-        note=note,
+        note=_score_note(metric, rows, has_base),
     )
+
+
+def _score_note(metric: str, rows: list[DesignRow], has_base: bool) -> str:
+    """What the score table's columns mean, naming the methods this table used."""
+    methods = sorted({r.score.method for r in rows if r.score.method})
+    method_text = {
+        "wilson": "Wilson at the effective number of episodes n* (design effect over tasks)",
+        "t": "Student t over the task means (tasks - 1 df)",
+    }
+    tests = sorted({r.versus_baseline.test for r in rows if r.versus_baseline})
+    test_text = {
+        "exact sign-flip": f"exact sign-flip over tasks (up to {EXACT_PERMUTATION_MAX} tasks "
+        "that differ)",
+        "Monte Carlo sign-flip": f"Monte Carlo sign-flip over tasks ({MONTE_CARLO_DRAWS:,} "
+        "seeded draws)",
+        "all differences zero": "no task differs: p = 1",
+    }
+    note = (
+        f"{metric} %: the mean of the task means (each task weighs the same; with equal "
+        "repeats, the mean over episodes); the task is the unit of every interval and test, "
+        "because repeats of a task are correlated. 95% interval: "
+        + ("; ".join(method_text.get(m, m) for m in methods) or "n/a")
+        + ". n_eff: distinct episodes (repeats with the same trajectory digest counted once; "
+        "'-': not recorded). Failed episodes score 0 and stay in the mean; errors says how many "
+        f"and why. Difference: percentage points against {BASELINE}, the mean over tasks of "
+        "each task's mean difference on the episodes both played (same task, seed and repeat), "
+        "with its t interval (tasks - 1 df) and a two-sided p-value: "
+        + ("; ".join(test_text.get(t, t) for t in tests) or "n/a")
+        + f". p (Holm): adjusted over the designs compared with {BASELINE} in this environment. "
+        "MDE: the smallest true difference this run would detect with 80% power (two-sided "
+        "alpha 0.05; t quantiles, tasks - 1 df), from the spread of the task differences, else "
+        f"from {BASELINE}'s clustered standard error: a difference below it that is not "
+        "significant means too few tasks, not no effect."
+    )
+    identical = [r.design for r in rows if repeats_identical(r)]
+    if identical:
+        note += (
+            f" {IDENTICAL_REPEATS} for {', '.join(identical)}; the interval counts each task once."
+        )
+    if not has_base:
+        note += f" No {BASELINE} episodes in this environment: no paired differences."
+    return note
 
 
 def _search_table(search: dict[str, Any]) -> Table:
@@ -405,11 +424,13 @@ def report_tables(results: dict[str, Any], rows: list[DesignRow] | None = None) 
                 "design",
                 "tokens/episode",
                 "$/episode",
+                "saved $/episode",
                 "cached calls",
                 "memory chars (mean)",
                 "truncated memories",
                 "memory build tokens",
                 "memory build $",
+                "memory build saved $",
             ],
             rows=[
                 [
@@ -417,18 +438,22 @@ def report_tables(results: dict[str, Any], rows: list[DesignRow] | None = None) 
                     r.design,
                     f"{r.tokens_per_episode:.0f}",
                     _cost_cell(r.cost_per_episode),
+                    f"{r.saved_per_episode:.5f}",
                     f"{100 * r.cached_share:.0f}%",
                     f"{r.memory_chars:.0f}",
                     str(r.truncated),
                     str(r.build_tokens),
                     _cost_cell(r.build_cost),
+                    f"{r.build_saved:.5f}",
                 ]
                 for r in rows
             ],
             row_keys=[r.design for r in rows],
             note=(
-                "Per deployment episode: the agent's calls plus the design's retrieve calls. "
-                "Memory build: every general_update call of the collection phase"
+                "Per deployment episode: the agent's calls plus the design's retrieve calls "
+                "(sequential rollout: plus the update after the episode). $: money spent; "
+                "saved $: what the answers from the response cache would have cost (not "
+                "spent). Memory build: every general_update call of the collection phase"
                 + (
                     " (results.json keeps one build per design, not per environment: these "
                     "build figures are the last environment's). "
@@ -522,7 +547,11 @@ def render_summary(
     ``rows`` are :func:`aggregate`'s, when the caller has them already.
     """
     rows = aggregate(results) if rows is None else rows
-    out = [f"# pytest-alma run {results.get('run_id')}", "", model_label(results), ""]
+    out = [f"# pytest-alma run {results.get('run_id')}", ""]
+    partial = partial_lines(results, rows)
+    if partial:
+        out += [f"> **{partial[0]}** {' '.join(partial[1:])}", ""]
+    out += [model_label(results), ""]
     if results.get("test_double"):
         out += [f"> **{TEST_DOUBLE_HEADLINE}** {TEST_DOUBLE_DETAIL}", ""]
     for note in notes:
@@ -531,8 +560,9 @@ def render_summary(
     out += ["## Scores (deployment episodes)", ""]
     if not rows:
         out += ["No deployment episodes finished.", ""]
-    calls = sum(_tokens(e)[2] for e in results.get("episodes", []))
-    cached = sum(_tokens(e)[3] for e in results.get("episodes", []))
+    usage = [episode_usage(e) for e in results.get("episodes", []) if e.get("phase") == "deploy"]
+    calls = sum(u.calls for u in usage)
+    cached = sum(u.cached for u in usage)
     for table in tables:
         if table.section == "scores":
             out += [f"### {table.title}", "", *_markdown_table(table), ""]

@@ -34,6 +34,7 @@ from pytest_alma.report import (
     Table,
     aggregate,
     model_label,
+    partial_lines,
     report_tables,
     trajectory_file,
 )
@@ -331,6 +332,12 @@ def render_html(
         f"<header><h1>pytest-alma run {_e(run_id)}</h1>",
         f'<p id="model">{_e(model_label(results))}</p>',
     ]
+    partial = partial_lines(results, rows)
+    if partial:
+        parts.append(
+            f'<div id="partial-banner" class="banner"><strong>{_e(partial[0])}</strong> '
+            f"{_e(' '.join(partial[1:]))}</div>"
+        )
     if results.get("test_double"):
         parts.append(
             f'<div id="test-double-banner" class="banner">{_e(TEST_DOUBLE_HEADLINE)} '

@@ -77,7 +77,8 @@ def success_vs_cost_png(
     """The paper's chart: success against cost per episode, one panel per environment.
 
     One bubble per design, its area proportional to the mean retrieved memory (characters),
-    with the 95% interval as an error bar. ``None`` when the run has no deployment episodes.
+    with the 95% interval (the task as the unit) as an error bar; a design without episodes (a
+    failed memory build) has no bubble. ``None`` when the run has no deployment episodes.
     ``rows`` are :func:`~pytest_alma.report.aggregate`'s, when the caller has them already.
     """
     rows = aggregate(results) if rows is None else rows
@@ -126,7 +127,9 @@ def success_vs_cost_png(
             )
             labels.append((ax, x, y, r.design, _bubble_area(r.memory_chars, largest)))
         metric = metric_name(env)
-        ax.set_title(f"{env} ({metric}, n={max(r.score.n for r in env_rows)} per design)")
+        tasks = max(r.tasks for r in env_rows)
+        repeats = max(r.repeats[1] for r in env_rows)
+        ax.set_title(f"{env} ({metric}, {tasks} tasks x {repeats} repeats per design)")
         ax.set_xlabel(x_label)
         if ax is axes[0] or len({metric_name(e) for e in envs}) > 1:
             ax.set_ylabel(f"{metric} % (95% interval)")

@@ -24,26 +24,33 @@ from typing import Any
 from filelock import FileLock
 from filelock import Timeout as FileLockTimeout
 
-from pytest_alma import aio, isolation
-from pytest_alma.agent import AgentSettings, MemoryBlock, play
+from pytest_alma import aio, deployment, isolation
+from pytest_alma.agent import AgentSettings, EpisodeEnvironmentError, MemoryBlock, play
 from pytest_alma.design import (
     DesignCallError,
     DesignContext,
     LoadedDesign,
-    MemoryDesign,
-    call_retrieve,
     call_update,
     instantiate,
-    restore,
     snapshot,
 )
-from pytest_alma.envs.base import Environment, instructions_for, load_environment
+from pytest_alma.envs.base import Environment, Episode, instructions_for, load_environment
+from pytest_alma.failures import MemoryBuildFailed, error_kind, error_message
 from pytest_alma.llm.cache import ResponseCache
-from pytest_alma.llm.client import LLMClient, UsageLog
+from pytest_alma.llm.client import LLMClient, UsageLog, agent_max_tokens
 from pytest_alma.llm.errors import LLMError
 from pytest_alma.llm.pricing import PriceTable
-from pytest_alma.protocol import DeployEpisode, Plan, PlanSettings, derive_seed, make_plan
-from pytest_alma.records import EpisodeResult, Task, TokenCount, Trajectory
+from pytest_alma.protocol import (
+    COLLECTION_REPEAT,
+    SAMPLING_SEED_SCHEME,
+    DeployEpisode,
+    Plan,
+    PlanSettings,
+    derive_seed,
+    make_plan,
+    sampling_seed,
+)
+from pytest_alma.records import EpisodeResult, Task, TaskStart, TokenCount, Trajectory
 from pytest_alma.settings import AlmaSettings
 from pytest_alma.store import Store, atomic_write_bytes, atomic_write_json, read_json, stable_key
 
@@ -87,6 +94,9 @@ class DesignLLMFacade:
         self._client = client
         self._embed_model = embed_model
         self.role = "design.update"
+        #: LLM errors the design's calls met (a design may catch them and go on): a memory
+        #: built while the LLM failed is not stored for later sessions.
+        self.llm_failures = 0
 
     async def chat(
         self,
@@ -97,18 +107,26 @@ class DesignLLMFacade:
         json_mode: bool = False,
         model: str | None = None,
     ) -> str:
-        reply = await self._client.chat(
-            list(messages),
-            temperature=temperature,
-            max_tokens=max_tokens,
-            response_format={"type": "json_object"} if json_mode else None,
-            tag=self.role,
-            model=model,
-        )
+        try:
+            reply = await self._client.chat(
+                list(messages),
+                temperature=temperature,
+                max_tokens=max_tokens,
+                response_format={"type": "json_object"} if json_mode else None,
+                tag=self.role,
+                model=model,
+            )
+        except LLMError:
+            self.llm_failures += 1
+            raise
         return str(reply.text)
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return await self._client.embed(list(texts), model=self._embed_model, tag=self.role)
+        try:
+            return await self._client.embed(list(texts), model=self._embed_model, tag=self.role)
+        except LLMError:
+            self.llm_failures += 1
+            raise
 
 
 def _json_config(design: object) -> dict[str, Any] | None:
@@ -178,6 +196,7 @@ class Harness:
         self._collection_keys: dict[Task, str] = {}
         self._memory_keys: dict[tuple[str, str], str] = {}
         self._build_infos: dict[str, dict[str, Any]] = {}
+        self._build_errors: dict[str, MemoryBuildFailed] = {}
         # Designs run in this process from now on: they may write in their scratch dirs (and
         # the temp dir) only, never in the project, the store or the reports.
         isolation.protect([self.root, self.store.root, self.run_dir.parent])
@@ -213,14 +232,23 @@ class Harness:
         return self._clients[role]
 
     def _new_client(self, role: str) -> LLMClient:
+        # Agent calls carry --alma-max-tokens (it also sizes their budget reservation); design
+        # calls set their own caps. The namespace keeps cache keys apart per upstream server.
+        max_tokens = (
+            agent_max_tokens(self.settings.max_tokens, self.config.model)
+            if role == "agent"
+            else None
+        )
         return LLMClient(
             base_url=self.config.gateway_url,
             token=self.config.gateway_token,
             model=self.config.model,
             temperature=self.settings.temperature,
             seed=self.settings.seed,
+            max_tokens=max_tokens,
             tag=role,
             cache=self._cache_reader,
+            cache_namespace=self.config.upstream or "",
         )
 
     def close(self) -> None:
@@ -234,31 +262,42 @@ class Harness:
         """What the role's client used since the last call, with its cost (None = unknown)."""
         return self._usage_of(self.client(role).take_usage())
 
+    def take_usage(self, role: str) -> TokenCount:
+        """Public name of :meth:`_take_usage` (for :mod:`pytest_alma.deployment`)."""
+        return self._take_usage(role)
+
     def _usage_of(self, log: UsageLog) -> TokenCount:
-        """A client usage log as token counts with their cost (None = unknown)."""
+        """A client usage log as token counts with the money spent and saved (None = unknown).
+
+        Priced as the gateway prices: by the requested model name, cached input tokens at the
+        cached rate; a call answered from the response cache spent nothing and saved its cost.
+        """
         cost: float | None = 0.0
+        saved: float | None = 0.0
         chat_calls = embed_calls = 0
         for record in log.records:
             if record.kind == "embed":
                 embed_calls += 1
-                usage = {"prompt_tokens": record.embedding_tokens}
+                usage: dict[str, Any] = {"prompt_tokens": record.embedding_tokens}
             else:
                 chat_calls += 1
-                usage = {
-                    "prompt_tokens": record.usage.prompt,
-                    "completion_tokens": record.usage.completion,
-                }
-            call_cost = self.prices.cost(record.model, usage)
-            cost = None if cost is None or call_cost is None else cost + call_cost
+                usage = record.usage.to_openai()
+            call_cost = self.prices.cost(record.requested_model or record.model, usage)
+            if record.cached:
+                saved = None if saved is None or call_cost is None else saved + call_cost
+            else:
+                cost = None if cost is None or call_cost is None else cost + call_cost
         return TokenCount(
             calls=chat_calls,
             cached_calls=sum(1 for r in log.records if r.cached and r.kind == "chat"),
             prompt_tokens=log.tokens.prompt,
+            cached_prompt_tokens=log.tokens.cached_prompt,
             completion_tokens=log.tokens.completion,
             reasoning_tokens=log.tokens.reasoning,
             embedding_calls=embed_calls,
             embedding_tokens=log.embedding_tokens,
             cost_usd=cost,
+            saved_usd=saved,
         )
 
     def run_key(self, env_name: str) -> dict[str, Any]:
@@ -277,7 +316,10 @@ class Harness:
             "model": self.config.model,
             "base_url": self.config.upstream,
             "temperature": self.settings.temperature,
+            "max_tokens": agent_max_tokens(self.settings.max_tokens, self.config.model),
             "llm_seed": self.settings.seed,
+            # How each episode's sampling seed is derived (protocol.sampling_seed).
+            "sampling_seed": SAMPLING_SEED_SCHEME,
         }
 
     # -- collection ---------------------------------------------------------------------------
@@ -289,17 +331,36 @@ class Harness:
             self._collection_keys[task] = key
         return key
 
+    def _failed_collection_path(self, task: Task) -> Path:
+        """Where this run keeps a collection episode that the LLM cut short (see below)."""
+        path = self.store.collection_path(task.env, self.collection_key(task))
+        return path.with_name(f"{path.stem}.failed-{self.config.run_id}.json")
+
+    def collection_file(self, task: Task) -> Path | None:
+        """The stored collection episode of ``task`` this process may use, or None.
+
+        A valid one (any session's), else one this run played that ended on an LLM failure:
+        shared within the run, so that every worker builds the same memory from the same
+        episodes, but never seen by a later session, which plays it again.
+        """
+        path = self.store.collection_path(task.env, self.collection_key(task))
+        if path.exists():
+            return path
+        failed = self._failed_collection_path(task)
+        return failed if failed.exists() else None
+
     def collect(self, task: Task) -> tuple[Trajectory, bool]:
         """The no-memory trajectory of a collection task, and whether it was played just now.
 
         Shared by every design and every session with the same settings: the first process to
         need it plays it under a lock; everyone else reads the file.
         """
-        path = self.store.collection_path(task.env, self.collection_key(task))
-        if path.exists():
+        path = self.collection_file(task)
+        if path is not None:
             return Trajectory.from_json(read_json(path)["trajectory"]), False
         with self.store.lock(f"collect-{self.collection_key(task)}"):
-            if path.exists():
+            path = self.collection_file(task)
+            if path is not None:
                 return Trajectory.from_json(read_json(path)["trajectory"]), False
             started = time.perf_counter()
             trajectory, _ = self._play(task, memory={})
@@ -318,7 +379,7 @@ class Harness:
         try:
             for task in tasks:
                 key = self.collection_key(task)
-                if self.store.collection_path(task.env, key).exists():
+                if self.collection_file(task) is not None:
                     continue
                 lock = self.store.file_lock(f"collect-{key}")
                 try:
@@ -327,11 +388,7 @@ class Harness:
                     continue  # another process is playing it
                 held.append((task, lock))
             # Re-checked under the locks: a file may have appeared before we took its lock.
-            todo = [
-                t
-                for t, _ in held
-                if not self.store.collection_path(t.env, self.collection_key(t)).exists()
-            ]
+            todo = [t for t, _ in held if self.collection_file(t) is None]
             if todo:
                 aio.run(self._collect_concurrently(todo))
         finally:
@@ -347,7 +404,9 @@ class Harness:
                 client = self._new_client("agent")
                 started = time.perf_counter()
                 try:
-                    trajectory, _ = await self._play_async(task, {}, client)
+                    trajectory, _ = await self._play_async(
+                        task, {}, client, sampling_seed(self.settings.seed, task, COLLECTION_REPEAT)
+                    )
                     usage = self._usage_of(client.take_usage())
                 finally:
                     await client.aclose()
@@ -361,9 +420,20 @@ class Harness:
     def _store_collection(
         self, task: Task, trajectory: Trajectory, usage: TokenCount, started: float
     ) -> None:
+        # A trajectory the LLM cut short (unavailable after the retries, a timeout) is no data:
+        # kept for this run only (collection_file), so that the next session plays it again and
+        # no memory built from it outlives this run (the build is tainted, see _build_memory).
+        infra_failure = trajectory.error
+        path = (
+            self.store.collection_path(task.env, self.collection_key(task))
+            if infra_failure is None
+            else self._failed_collection_path(task)
+        )
         atomic_write_json(
-            self.store.collection_path(task.env, self.collection_key(task)),
+            path,
             {
+                "infra_failure": infra_failure,
+                "sampling_seed": sampling_seed(self.settings.seed, task, COLLECTION_REPEAT),
                 "trajectory": trajectory.to_json(),
                 "tokens": usage.to_json(),
                 "duration_s": time.perf_counter() - started,
@@ -377,7 +447,9 @@ class Harness:
 
     def collection_record(self, task: Task) -> dict[str, Any]:
         """A small JSON record of a stored collection episode (for results.json)."""
-        path = self.store.collection_path(task.env, self.collection_key(task))
+        path = self.collection_file(task)
+        if path is None:
+            raise FileNotFoundError(f"no stored collection episode of {task.label}")
         data = read_json(path)
         trajectory = data["trajectory"]
         return {
@@ -386,6 +458,11 @@ class Harness:
             "success": trajectory["success"],
             "steps": len(trajectory["steps"]),
             "error": trajectory.get("error"),
+            # An episode the LLM cut short is kept for this run only: the next one replays it.
+            "error_kind": "llm" if data.get("infra_failure") else None,
+            "stored": data.get("infra_failure") is None,
+            "sampling_seed": data.get("sampling_seed"),
+            "trajectory_digest": Trajectory.from_json(trajectory).digest(),
             "tokens": data["tokens"],
             "duration_s": data["duration_s"],
             "ended_at": data.get("ended_at"),
@@ -393,16 +470,16 @@ class Harness:
         }
 
     def _play(self, task: Task, memory: dict[str, Any]) -> tuple[Trajectory, MemoryBlock]:
-        return aio.run(self._play_async(task, memory, self.client("agent")))
+        seed = sampling_seed(self.settings.seed, task, COLLECTION_REPEAT)
+        return aio.run(self._play_async(task, memory, self.client("agent"), seed))
 
     async def _play_async(
-        self, task: Task, memory: dict[str, Any], client: LLMClient
+        self, task: Task, memory: dict[str, Any], client: LLMClient, seed: int
     ) -> tuple[Trajectory, MemoryBlock]:
         env = self.env(task.env)
         agent = self.agent_settings(task.env)
-        episode = env.open(task, agent.max_steps)
+        episode, start = self.open_episode(env, task, agent)
         try:
-            start = episode.reset()
             return await play(
                 episode,
                 start,
@@ -411,9 +488,28 @@ class Harness:
                 memory,
                 agent,
                 env.default_action(),
+                seed=seed,
             )
         finally:
             episode.close()
+
+    def open_episode(
+        self, env: Environment, task: Task, agent: AgentSettings
+    ) -> tuple[Episode, TaskStart]:
+        """Open and reset an episode; the environment's exceptions become environment errors."""
+        try:
+            episode = env.open(task, agent.max_steps)
+        except Exception as exc:
+            raise EpisodeEnvironmentError(
+                f"the environment raised opening {task.label}: {type(exc).__name__}: {exc}"
+            ) from exc
+        try:
+            return episode, episode.reset()
+        except Exception as exc:
+            episode.close()
+            raise EpisodeEnvironmentError(
+                f"the environment raised resetting {task.label}: {type(exc).__name__}: {exc}"
+            ) from exc
 
     # -- memory -------------------------------------------------------------------------------
 
@@ -447,21 +543,50 @@ class Harness:
             self._memory_keys[memo] = key
         return key
 
+    def _memory_file(self, key: str) -> Path | None:
+        """The snapshot this process may use: a reusable one, else one this run built on
+        inputs that an LLM failure cut short (kept for this run only, like such collection
+        episodes: a later session builds it again)."""
+        path = self.store.memory_path(key)
+        if path.exists():
+            return path
+        tainted = self._tainted_memory_path(key)
+        return tainted if tainted.exists() else None
+
+    def _tainted_memory_path(self, key: str) -> Path:
+        return self.store.memory_path(key).with_name(f"{key}.failed-{self.config.run_id}.pkl")
+
     def built_memory(self, loaded: LoadedDesign, env_name: str) -> bytes:
-        """The snapshot of the design's memory after the collection phase (built once)."""
+        """The snapshot of the design's memory after the collection phase (built once).
+
+        Raises :class:`MemoryBuildFailed` (every time, without building again in this process)
+        when the build failed.
+        """
         key = self.memory_key(loaded, env_name)
         if key in self._blobs:
             return self._blobs[key]
-        path = self.store.memory_path(key)
-        if not path.exists():
-            with self.store.lock(f"memory-{key}"):
-                if not path.exists():
-                    self._build_guarded(loaded, env_name, path)
+        if key in self._build_errors:
+            raise self._build_errors[key]
+        path = self._memory_file(key)
+        if path is None:
+            try:
+                with self.store.lock(f"memory-{key}"):
+                    path = self._memory_file(key)
+                    if path is None:
+                        path = self._build_guarded(loaded, env_name, key)
+            except Exception as exc:
+                failure = MemoryBuildFailed(
+                    f"the memory build of {loaded.name} on {env_name} failed, so none of its "
+                    f"episodes could be played: {error_message(exc)}",
+                    error_kind(exc),
+                )
+                self._build_errors[key] = failure
+                raise failure from exc
         blob = path.read_bytes()
         self._blobs[key] = blob
         return blob
 
-    def _build_guarded(self, loaded: LoadedDesign, env_name: str, path: Path) -> None:
+    def _build_guarded(self, loaded: LoadedDesign, env_name: str, key: str) -> Path:
         """Build under a marker file, so that a build that killed its process is not retried.
 
         A design calling ``os._exit`` (or crashing the interpreter) in ``general_update``
@@ -469,7 +594,7 @@ class Harness:
         the design would otherwise rebuild and kill another worker, until xdist's restart limit
         stops the whole session.
         """
-        marker = path.with_suffix(".building")
+        marker = self.store.memory_path(key).with_suffix(".building")
         if marker.exists() and read_json(marker).get("run_id") == self.config.run_id:
             # A marker of an earlier session is stale: each session gets one fresh attempt.
             raise DesignCallError(
@@ -479,12 +604,17 @@ class Harness:
             )
         atomic_write_json(marker, {"pid": os.getpid(), "run_id": self.config.run_id})
         try:
-            self._build_memory(loaded, env_name, path)
+            return self._build_memory(loaded, env_name, key)
         finally:
             # Reached on every exception as well: only a dead process leaves the marker.
             marker.unlink(missing_ok=True)
 
-    def _build_memory(self, loaded: LoadedDesign, env_name: str, path: Path) -> None:
+    def _build_memory(self, loaded: LoadedDesign, env_name: str, key: str) -> Path:
+        """Build the memory from the collection episodes; the path of the snapshot written.
+
+        A build any of whose inputs an LLM failure cut short (a collection episode, or a call
+        of the design's own) is written where only this run looks (``_memory_file``).
+        """
         started = time.perf_counter()
         design = instantiate(loaded, self.design_context(loaded, f"{env_name}-build"))
         facade = design.ctx.llm
@@ -492,18 +622,26 @@ class Harness:
         facade.role = "design.update"
         self._take_usage("design")
         updates = 0
+        infra_failures: list[str] = []
         self.ensure_collected(self.plan(env_name).collection)
         for task in self.plan(env_name).collection:
             trajectory, _ = self.collect(task)
+            if trajectory.error:
+                infra_failures.append(f"collection episode {task.label}: {trajectory.error}")
             aio.run(call_update(design, trajectory, self.settings.design_timeout))
             updates += 1
         blob = snapshot(design)
         usage = self._take_usage("design")
-        atomic_write_bytes(path, blob)
+        if facade.llm_failures:
+            infra_failures.append(f"{facade.llm_failures} LLM call(s) of the design failed")
+        path = self._tainted_memory_path(key) if infra_failures else self.store.memory_path(key)
+        # The side file first: whoever sees the snapshot can read what it cost.
         atomic_write_json(
             path.with_suffix(".json"),
             {
                 "design": loaded.name,
+                "env": env_name,
+                "infra_failures": infra_failures,
                 "source_hash": loaded.source_hash,
                 "updates": updates,
                 "update_tokens": usage.to_json(),
@@ -514,146 +652,45 @@ class Harness:
                 "config": _json_config(design),
             },
         )
+        atomic_write_bytes(path, blob)
+        return path
 
     def build_info(self, loaded: LoadedDesign, env_name: str) -> dict[str, Any]:
-        """What building the memory cost (read from the snapshot's side file)."""
+        """What building the memory cost (read from the snapshot's side file), or why it failed
+        (``error``, ``error_kind``)."""
         key = self.memory_key(loaded, env_name)
         if key in self._build_infos:
             return copy.deepcopy(self._build_infos[key])
-        path = self.store.memory_path(key).with_suffix(".json")
+        failure = self._build_errors.get(key)
+        if failure is not None:
+            return {
+                "design": loaded.name,
+                "env": env_name,
+                "source_hash": loaded.source_hash,
+                "error": str(failure),
+                "error_kind": failure.kind,
+            }
+        blob_path = self._memory_file(key)
+        if blob_path is None:
+            return {}
+        path = blob_path.with_suffix(".json")
         if not path.exists():
             return {}
         data: dict[str, Any] = read_json(path)
+        data.setdefault("env", env_name)  # (side files of older sessions do not name it)
         # The side file is written once, right after the snapshot it describes, and never
         # changes: read it once per process instead of once per deployment item (a missing
         # one, while another process is still writing it, is not memoised).
         self._build_infos[key] = data
         return copy.deepcopy(data)
 
-    # -- deployment ---------------------------------------------------------------------------
-
-    def _design_for(self, loaded: LoadedDesign, env_name: str, label: str) -> MemoryDesign:
-        blob = self.built_memory(loaded, env_name)
-        return restore(loaded, self.design_context(loaded, f"{env_name}-{label}"), blob)
+    # -- deployment (pytest_alma.deployment) -------------------------------------------------
 
     def deploy(self, loaded: LoadedDesign, episode: DeployEpisode) -> EpisodeResult:
-        """One batched deployment episode: retrieve once on the frozen memory, then play."""
-        design = self._design_for(loaded, episode.task.env, episode.label)
-        return self._deploy_one(loaded, design, episode, update_after=False)
+        """One batched deployment episode (always a record: a failure is one, see
+        :mod:`pytest_alma.deployment`)."""
+        return deployment.deploy(self, loaded, episode)
 
     def stream(self, loaded: LoadedDesign, env_name: str, repeat: int) -> list[EpisodeResult]:
-        """One sequential-rollout stream: retrieve, play, update, task after task."""
-        design = self._design_for(loaded, env_name, f"stream-r{repeat}")
-        return [
-            self._deploy_one(loaded, design, ep, update_after=True)
-            for ep in self.plan(env_name).stream(repeat)
-        ]
-
-    def _deploy_one(
-        self,
-        loaded: LoadedDesign,
-        design: MemoryDesign,
-        episode: DeployEpisode,
-        update_after: bool,
-    ) -> EpisodeResult:
-        task = episode.task
-        started = time.perf_counter()
-        facade = design.ctx.llm
-        assert isinstance(facade, DesignLLMFacade)
-        self._take_usage("agent")
-        self._take_usage("design")
-        facade.role = "design.retrieve"
-        env = self.env(task.env)
-        agent = self.agent_settings(task.env)
-        handle = env.open(task, agent.max_steps)
-        error: str | None = None
-        memory: dict[str, Any] = {}
-        try:
-            start = handle.reset()
-            try:
-                memory = aio.run(call_retrieve(design, start, self.settings.design_timeout))
-            except DesignCallError as exc:
-                error = f"design error: {exc}"
-            trajectory: Trajectory | None = None
-            block = MemoryBlock("", 0, False)
-            if error is None:
-                try:
-                    trajectory, block = aio.run(
-                        play(
-                            handle,
-                            start,
-                            self.client("agent"),
-                            instructions_for(env, handle),
-                            memory,
-                            agent,
-                            env.default_action(),
-                        )
-                    )
-                except LLMError as exc:  # budget spent or replay-cache miss: say which
-                    error = f"{type(exc).__name__}: {exc}"
-            if trajectory is None:
-                trajectory = Trajectory(
-                    start=start, steps=(), score=0.0, success=False, error=error
-                )
-        finally:
-            handle.close()
-        retrieve_usage = self._take_usage("design")
-        agent_usage = self._take_usage("agent")
-        update_usage = TokenCount()
-        if update_after and error is None:
-            facade.role = "design.update"
-            try:
-                aio.run(call_update(design, trajectory, self.settings.design_timeout))
-            except DesignCallError as exc:
-                error = f"design error: {exc}"
-            update_usage = self._take_usage("design")
-        if trajectory.error and error is None:
-            error = trajectory.error
-        path = self._write_trajectory(loaded, episode, trajectory, memory, block)
-        return EpisodeResult(
-            design=loaded.name,
-            phase="deploy",
-            task=task,
-            repeat=episode.repeat,
-            score=trajectory.score,
-            success=trajectory.success,
-            steps=len(trajectory.steps),
-            invalid_actions=sum(1 for s in trajectory.steps if s.invalid),
-            agent_tokens=agent_usage,
-            retrieve_tokens=retrieve_usage,
-            memory_chars=block.chars,
-            memory_truncated=block.truncated,
-            duration_s=time.perf_counter() - started,
-            trajectory_path=str(path),
-            error=error,
-            extra={
-                "ended_at": time.time(),
-                **({"update_tokens": update_usage.to_json()} if update_after else {}),
-            },
-        )
-
-    def _write_trajectory(
-        self,
-        loaded: LoadedDesign,
-        episode: DeployEpisode,
-        trajectory: Trajectory,
-        memory: dict[str, Any],
-        block: MemoryBlock,
-    ) -> Path:
-        path = (
-            self.run_dir / "trajectories" / loaded.name / episode.task.env / f"{episode.label}.json"
-        )
-        atomic_write_json(
-            path,
-            {
-                "design": loaded.name,
-                "memory": json.loads(json.dumps(memory, ensure_ascii=False)),
-                "memory_truncated": block.truncated,
-                "trajectory": trajectory.to_json(),
-            },
-            # A per-episode artefact: atomic, but not worth an fsync or indentation each
-            # (`python -m json.tool` pretty-prints one).
-            durable=False,
-            indent=None,
-        )
-        return path
+        """One sequential-rollout stream: a record per episode of the stream."""
+        return deployment.stream(self, loaded, env_name, repeat)

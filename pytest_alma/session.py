@@ -43,8 +43,13 @@ def plan_task_ids(plan: Any) -> set[str]:
     return {episode.task.task_id for episode in plan.deployment}
 
 
-def upstream_fingerprint(base_url: str | None) -> str | None:
-    """What cache keys record of the upstream URL: a digest, so that workers never see it."""
+def upstream_fingerprint(base_url: str | None, name: str | None = None) -> str | None:
+    """What cache keys record of the upstream: the name the user gave it
+    (``--alma-upstream-name``), else a digest of its URL, so that workers never see the URL;
+    ``None`` for the provider's default. It is the LLM cache's namespace: another server that
+    serves the same model name never replays this one's replies."""
+    if name:
+        return "name:" + name
     if base_url is None:
         return None
     return "sha256:" + hashlib.sha256(base_url.encode("utf-8")).hexdigest()[:16]
@@ -87,6 +92,8 @@ class ControllerServices:
     #: The upstream fingerprint of the cache keys (set when attached to another session's
     #: gateway, whose upstream this process does not know).
     upstream: str | None = None
+    #: Each environment's episode plan (the controller maps failed items to their episodes).
+    plans: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def start(cls, config: pytest.Config, settings: AlmaSettings) -> ControllerServices:
@@ -99,6 +106,7 @@ class ControllerServices:
         from pytest_alma.store import Store
 
         environments: dict[str, dict[str, Any]] = {}
+        plans: dict[str, Any] = {}
         for env_name in settings.envs:
             # Fail fast, before any worker starts: an unknown environment lists the known
             # ones; a bad split or limit names the option to fix; a missing extra or dataset
@@ -107,7 +115,7 @@ class ControllerServices:
                 env = load_environment(env_name)
             except (OSError, ImportError, RuntimeError) as exc:
                 raise ValueError(f"cannot use the {env_name} environment: {exc}") from exc
-            plan = plan_for(env, env_name, settings)
+            plan = plans[env_name] = plan_for(env, env_name, settings)
             check_tasks = getattr(env, "check_tasks", None)
             if callable(check_tasks):  # optional: data a task needs, checked before any episode
                 check_tasks(sorted({t.task_id for t in plan.collection} | plan_task_ids(plan)))
@@ -133,6 +141,7 @@ class ControllerServices:
                 model=attached.model,
                 test_double=attached.test_double,
                 upstream=attached.upstream,
+                plans=plans,
             )
         scripted = None
         if test_double:
@@ -170,6 +179,7 @@ class ControllerServices:
             max_retries=settings.llm_retries,
             timeout_s=settings.llm_timeout,
             prices_path=prices_path,
+            cache_namespace=upstream_fingerprint(settings.base_url, settings.upstream_name) or "",
         )
         try:
             gateway.start()
@@ -194,6 +204,7 @@ class ControllerServices:
             model=model,
             test_double=test_double,
             upstream=None,
+            plans=plans,
         )
 
     @classmethod
@@ -210,6 +221,7 @@ class ControllerServices:
         model: str,
         test_double: bool,
         upstream: str | None,
+        plans: dict[str, Any],
     ) -> ControllerServices:
         run_id = new_run_id()
         reports = Path(settings.reports)
@@ -227,6 +239,7 @@ class ControllerServices:
             environments=environments,
             scrubbed_environment=scrubbed,
             upstream=upstream,
+            plans=plans,
         )
 
     def harness_config_json(self) -> dict[str, Any]:
@@ -238,7 +251,8 @@ class ControllerServices:
             "gateway_token": self.gateway.token,
             "model": self.model,
             "test_double": self.test_double,
-            "prices": {},
+            # --alma-prices, so that workers price calls as the gateway does.
+            "prices": price_overrides(self.settings.prices, self.rootdir),
             "upstream": self.upstream_fingerprint(),
         }
 
@@ -246,7 +260,7 @@ class ControllerServices:
         """What the cache keys record of the upstream (never the URL itself)."""
         if self.upstream is not None:
             return self.upstream
-        return upstream_fingerprint(self.settings.base_url)
+        return upstream_fingerprint(self.settings.base_url, self.settings.upstream_name)
 
     def attach_document(self) -> dict[str, Any]:
         """What a search sub-session needs to use this session's gateway."""
@@ -285,9 +299,12 @@ class ControllerServices:
         episodes: list[dict[str, Any]],
         builds: dict[str, dict[str, Any]],
         collection: list[dict[str, Any]],
+        *,
+        partial_reason: str | None = None,
     ) -> list[str]:
         """Write results.json, then the reports (summary.md, the charts, report.html); return
-        the terminal summary lines."""
+        the terminal summary lines. ``partial_reason``: why the run did not finish (its results
+        are then marked ``"partial": true``)."""
         from pytest_alma.report import (
             HTML_FILE,
             SUMMARY_FILE,
@@ -297,7 +314,7 @@ class ControllerServices:
         )
         from pytest_alma.store import atomic_write_json, atomic_write_text
 
-        results = self.results_document(episodes, builds, collection)
+        results = self.results_document(episodes, builds, collection, partial_reason=partial_reason)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # results.json first and on its own: every report can be rendered again from it with
         # `python -m pytest_alma report`, so a rendering failure below loses nothing.
@@ -323,31 +340,49 @@ class ControllerServices:
 
         write_reports(results, self.run_dir)
 
-    def results_document(
-        self,
-        episodes: list[dict[str, Any]],
-        builds: dict[str, dict[str, Any]],
-        collection: list[dict[str, Any]],
-    ) -> dict[str, Any]:
-        ordered = sorted(
-            episodes,
-            key=lambda e: (e["design"], e["task"]["env"], e["repeat"], e["task"]["task_id"]),
-        )
-        accounting = self.gateway.accounting().to_json() if self.gateway is not None else None
+    def header(self) -> dict[str, Any]:
+        """What results.json says besides its records (also the journal's first line)."""
         return {
             "schema_version": SCHEMA_VERSION,
             "run_id": self.run_id,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "model": self.model,
             "test_double": self.test_double,
             "settings": {**self.settings.to_json(), "environments": self.environments},
             "machine": {**machine_info(), "xdist_workers": self.workers},
             "commit": commit_info(self.rootdir),
+        }
+
+    def results_document(
+        self,
+        episodes: list[dict[str, Any]],
+        builds: dict[str, dict[str, Any]],
+        collection: list[dict[str, Any]],
+        *,
+        partial_reason: str | None = None,
+    ) -> dict[str, Any]:
+        """The results.json document. ``designs`` holds the memory-build records keyed
+        ``"<design>@<env>"`` (each names its ``design`` and ``env``)."""
+        from pytest_alma.runlog import order_episodes
+
+        accounting = None
+        if self.gateway is not None:
+            try:
+                accounting = self.gateway.accounting().to_json()
+            except Exception:
+                # The gateway is gone (a SIGTERM to the process group ends it too): the
+                # episodes, which carry their own token counts, are still written.
+                if partial_reason is None:
+                    raise
+        return {
+            **self.header(),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "partial": partial_reason is not None,
+            "partial_reason": partial_reason,
             "designs": builds,
             "llm": accounting,
             "collection": sorted(collection, key=lambda c: c["task"]["task_id"]),
-            "episodes": ordered,
+            "episodes": order_episodes(episodes),
         }
 
 
@@ -367,6 +402,16 @@ def _checked_price_file(path: str | None, rootdir: Path) -> str | None:
             "names to {input, cached_input, output} in USD per million tokens"
         ) from None
     return str(resolved)
+
+
+def price_overrides(path: str | None, rootdir: Path) -> dict[str, Any]:
+    """The ``--alma-prices`` file's entries (``{}`` without one), as workers receive them."""
+    checked = _checked_price_file(path, rootdir)
+    if checked is None:
+        return {}
+    from pytest_alma.llm.pricing import load_price_file
+
+    return load_price_file(checked)
 
 
 #: Set by the search for its sub-sessions: JSON of :meth:`ControllerServices.attach_document`.

@@ -134,6 +134,13 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("base-url", "OpenAI-compatible server URL (vLLM, Ollama, llama.cpp, LM Studio)", None),
     Option(
+        "upstream-name",
+        "a name for the LLM server that stands in for --alma-base-url in the LLM cache keys "
+        "(default: a fingerprint of the URL): give one to keep a server's cache when its URL "
+        "changes; never give two servers the same name",
+        None,
+    ),
+    Option(
         "api-key-env", "name of the environment variable that holds the API key", "OPENAI_API_KEY"
     ),
     Option("split", "task split to run (default: the environment's evaluation split)", None),
@@ -161,6 +168,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("seed", "run seed: task order, split and per-episode seeds derive from it", 0, int),
     Option(
         "temperature", "sampling temperature for the agent (default: the server's)", None, float
+    ),
+    Option(
+        "max-tokens",
+        "completion-token cap of each agent call (max_tokens; max_completion_tokens for "
+        "reasoning models, where it also caps the hidden reasoning). Default: 1024, or 4096 "
+        "when the model reasons (an effort, o-series, gpt-5). An action is a few tokens and a "
+        "reply that explains itself a few hundred; reasoning models think within the cap and "
+        "return no text when it cuts them off. The cap also sizes each call's budget reservation",
+        None,
+        _positive_int,
     ),
     Option("history", "how many past (action, observation) turns the agent sees", 8, int),
     Option(
@@ -225,6 +242,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("search-steps", "generations the search runs in this invocation", 1, _positive_int),
     Option("search-children", "parents drawn (children made) per generation", 5, _positive_int),
     Option("meta-model", "model of the meta-agent (default: the agent's model)", None),
+    Option(
+        "meta-max-tokens",
+        "completion-token cap of each meta-agent call (sent as the agent's cap is). Default "
+        "8192: the longest shipped design (baselines/g_memory.py, 30 KB) is about 7,500 tokens "
+        "and an analysis far less; the cap also sizes each call's budget reservation",
+        8192,
+        _positive_int,
+    ),
     Option(
         "search-archive",
         "the search archive (SQLite; default: <store>/search/archive.sqlite3)",
@@ -343,6 +368,7 @@ class SearchSettings:
     steps: int = 1
     children: int = 5
     meta_model: str | None = None
+    meta_max_tokens: int = 8192
     archive: str | None = None
     out: str | None = None
     root: str = "designs"
@@ -362,6 +388,7 @@ class SearchSettings:
             "steps": self.steps,
             "children": self.children,
             "meta_model": self.meta_model,
+            "meta_max_tokens": self.meta_max_tokens,
             "root": self.root,
             "edit_format": self.edit_format,
             "heldout": self.heldout,
@@ -419,6 +446,8 @@ class AlmaSettings:
     faults: str | None
     scripted_latency: float
     prices: str | None = None
+    max_tokens: int | None = None
+    upstream_name: str | None = None
     search: SearchSettings = field(default_factory=SearchSettings)
     gate: GateSettings = field(default_factory=GateSettings)
     sources: dict[str, str] = field(default_factory=dict, compare=False)
@@ -438,6 +467,8 @@ class AlmaSettings:
             "budget_usd": self.budget_usd,
             "seed": self.seed,
             "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "upstream_name": self.upstream_name,
             "history": self.history,
             "memory_cap": self.memory_cap,
             "design_timeout": self.design_timeout,
@@ -530,11 +561,14 @@ def resolve(
         faults=values["faults"],
         scripted_latency=values["scripted-latency"],
         prices=values["prices"],
+        max_tokens=values["max-tokens"],
+        upstream_name=values["upstream-name"],
         search=SearchSettings(
             enabled=bool(values["search"]),
             steps=values["search-steps"],
             children=values["search-children"],
             meta_model=values["meta-model"],
+            meta_max_tokens=values["meta-max-tokens"],
             archive=values["search-archive"],
             out=values["search-out"],
             root=values["search-root"],

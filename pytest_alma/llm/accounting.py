@@ -2,7 +2,10 @@
 
 Token counts are *logical*: a reply served from the cache still counts the tokens it carries, so a
 re-run from cache reports the same token use per episode. Dollars are *spent* money: only calls
-that went upstream add to ``cost_usd``; what cache hits would have cost goes to ``saved_usd``.
+that went upstream add to ``cost_usd``; what cache hits (and calls answered by an identical call
+in flight) would have cost goes to ``saved_usd``. ``at_risk_usd`` is the worst case of upstream
+attempts that brought back no priced reply (retried or timed-out attempts, replies without a
+``usage``): providers may bill them, so the budget counts them, but they are not in ``cost_usd``.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ from typing import Any, NamedTuple
 
 @dataclass(frozen=True)
 class TokenUsage:
-    """Token counts of one or more chat calls (``reasoning`` is included in ``completion``)."""
+    """Token counts of one or more chat calls (``reasoning`` is included in ``completion``,
+    ``cached_prompt`` in ``prompt``)."""
 
     prompt: int = 0
     completion: int = 0
     reasoning: int = 0
     total: int = 0
+    cached_prompt: int = 0
 
     def __add__(self, other: TokenUsage) -> TokenUsage:
         return TokenUsage(
@@ -28,7 +33,18 @@ class TokenUsage:
             self.completion + other.completion,
             self.reasoning + other.reasoning,
             self.total + other.total,
+            self.cached_prompt + other.cached_prompt,
         )
+
+    def to_openai(self) -> dict[str, Any]:
+        """These counts as an OpenAI ``usage`` object (what :class:`PriceTable` prices)."""
+        return {
+            "prompt_tokens": self.prompt,
+            "completion_tokens": self.completion,
+            "total_tokens": self.total,
+            "prompt_tokens_details": {"cached_tokens": self.cached_prompt},
+            "completion_tokens_details": {"reasoning_tokens": self.reasoning},
+        }
 
     @classmethod
     def from_openai(cls, usage: Mapping[str, Any] | None) -> TokenUsage:
@@ -38,12 +54,14 @@ class TokenUsage:
         prompt = int(usage.get("prompt_tokens") or 0)
         completion = int(usage.get("completion_tokens") or 0)
         details = usage.get("completion_tokens_details") or {}
+        prompt_details = usage.get("prompt_tokens_details") or {}
         total = usage.get("total_tokens")
         return cls(
             prompt=prompt,
             completion=completion,
             reasoning=int(details.get("reasoning_tokens") or 0),
             total=int(total) if total is not None else prompt + completion,
+            cached_prompt=min(int(prompt_details.get("cached_tokens") or 0), prompt),
         )
 
 
@@ -70,6 +88,7 @@ class UsageCounters:
     embedding_tokens: int = 0
     cost_usd: float = 0.0  # spent on upstream calls with a known price
     saved_usd: float = 0.0  # what the cache hits would have cost
+    at_risk_usd: float = 0.0  # worst case of attempts with no priced reply (budget counts it)
     unknown_cost_calls: int = 0  # calls whose price is unknown: cost_usd is a lower bound
     test_double_calls: int = 0  # calls answered by the scripted model (not an LLM)
 
@@ -86,6 +105,7 @@ class UsageCounters:
             completion=self.completion_tokens,
             reasoning=self.reasoning_tokens,
             total=self.prompt_tokens + self.completion_tokens,
+            cached_prompt=self.cached_prompt_tokens,
         )
 
 
@@ -135,9 +155,8 @@ class Accounting:
                 entry.embedding_tokens += prompt
             else:
                 tokens = TokenUsage.from_openai(usage)
-                details = usage.get("prompt_tokens_details") or {}
                 entry.prompt_tokens += tokens.prompt
-                entry.cached_prompt_tokens += int(details.get("cached_tokens") or 0)
+                entry.cached_prompt_tokens += tokens.cached_prompt
                 entry.completion_tokens += tokens.completion
                 entry.reasoning_tokens += tokens.reasoning
             if cost_usd is None:
@@ -147,17 +166,29 @@ class Accounting:
             else:
                 entry.cost_usd += cost_usd
 
-    def record_error(self, key: UsageKey, *, retries: int = 0) -> None:
-        """Count one call that failed for good."""
+    def record_error(self, key: UsageKey, *, retries: int = 0, at_risk_usd: float = 0.0) -> None:
+        """Count one call that failed for good (``at_risk_usd``: see :meth:`add_at_risk`)."""
         with self._lock:
             entry = self._entry(key)
             entry.errors += 1
             entry.retries += retries
+            entry.at_risk_usd += at_risk_usd
+
+    def add_at_risk(self, key: UsageKey, usd: float) -> None:
+        """Count the worst case of upstream attempts that brought back no priced reply."""
+        if usd:
+            with self._lock:
+                self._entry(key).at_risk_usd += usd
 
     def spent_usd(self) -> float:
         """Dollars spent so far (unknown-price calls add nothing; see ``unknown_cost_calls``)."""
         with self._lock:
             return sum(e.cost_usd for e in self.entries.values())
+
+    def charged_usd(self) -> float:
+        """What the budget counts: dollars spent plus the worst case of attempts at risk."""
+        with self._lock:
+            return sum(e.cost_usd + e.at_risk_usd for e in self.entries.values())
 
     def totals(self) -> UsageCounters:
         """All entries summed."""

@@ -43,6 +43,7 @@ from pytest_alma.llm.errors import (
     CacheMissError,
     LLMError,
     LLMUnavailableError,
+    UnknownPriceError,
 )
 from pytest_alma.llm.models import ModelSpec, parse_model
 
@@ -52,19 +53,49 @@ _SCOPE_HEADER = "x-alma-scope"
 # Sent with a call the client already looked up in the cache and missed: the gateway then uses
 # this key instead of re-serialising the body, and skips its own lookup (see Gateway).
 _KEY_HEADER = "x-alma-cache-key"
-# Reasoning models (o-series, gpt-5) reject max_tokens and want max_completion_tokens.
+# OpenAI's reasoning models (o-series, gpt-5) reject max_tokens and want max_completion_tokens,
+# which also caps their reasoning tokens; other OpenAI models accept both. OpenAI-compatible
+# servers (vLLM, Ollama, llama.cpp, LM Studio) all accept max_tokens, not all the newer name, so
+# max_tokens is sent unless the model reasons.
 _REASONING_MODEL = re.compile(r"^(o\d|gpt-5)", re.IGNORECASE)
+
+
+def is_reasoning_model(spec: ModelSpec) -> bool:
+    """Whether ``spec`` names a reasoning model (an effort, or an o-series or gpt-5 name)."""
+    return spec.reasoning_effort is not None or _REASONING_MODEL.match(spec.name) is not None
+
+
+def max_tokens_field(spec: ModelSpec) -> str:
+    """The request field that caps the completion of ``spec``'s model (see above)."""
+    return "max_completion_tokens" if is_reasoning_model(spec) else "max_tokens"
+
+
+#: The agent's completion cap when ``--alma-max-tokens`` is not given: an action is a few tokens
+#: and a reply that explains itself a few hundred.
+DEFAULT_MAX_TOKENS = 1024
+#: The same for reasoning models, whose hidden reasoning counts against the cap (a reply cut off
+#: while reasoning has no text at all).
+DEFAULT_REASONING_MAX_TOKENS = 4096
+
+
+def agent_max_tokens(configured: int | None, model: str) -> int:
+    """The agent's completion cap: ``configured`` (``--alma-max-tokens``), else the default."""
+    if configured is not None:
+        return configured
+    reasoning = is_reasoning_model(parse_model(model))
+    return DEFAULT_REASONING_MAX_TOKENS if reasoning else DEFAULT_MAX_TOKENS
 
 
 @dataclass(frozen=True)
 class ChatReply:
     """One chat answer: its text, token usage, whether the gateway served it from the cache,
-    and the model name the server reported."""
+    the model name the server reported and the one the request asked for (what is priced)."""
 
     text: str
     usage: TokenUsage
     cached: bool
     model: str
+    requested_model: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,6 +109,8 @@ class CallRecord:
     embedding_tokens: int
     cached: bool
     latency_s: float
+    #: The model the request asked for: calls are priced by it (see pricing's docstring).
+    requested_model: str = ""
 
 
 @dataclass(frozen=True)
@@ -111,6 +144,8 @@ def _error_from_response(status: int, content: bytes, gateway: str) -> LLMError:
         pass
     kind = body.get("type")
     message = str(body.get("message") or content[:200].decode("utf-8", "replace"))
+    if kind == "alma_unknown_price":
+        return UnknownPriceError(message)
     if status == 402 or kind == "alma_budget_exceeded":
         return BudgetExceededError(message)
     if kind == "alma_cache_miss":
@@ -131,6 +166,8 @@ class LLMClient:
         model: a model spec, ``"name"`` or ``"name/effort"`` (e.g. ``"gpt-5-nano/low"``).
         temperature: default sampling temperature (``None``: the server's default).
         seed: sent with every chat call (``None``: not sent).
+        max_tokens: the completion cap of chat calls that set none (``None``: none sent); sent
+            as ``max_completion_tokens`` to reasoning models (see :func:`max_tokens_field`).
         timeout_s: how long to wait for the gateway, which itself retries the upstream, so this
             should exceed the gateway's ``timeout_s * (max_retries + 1)`` plus backoff.
         tag: default accounting tag (e.g. ``"agent"``, ``"design.update"``).
@@ -151,6 +188,7 @@ class LLMClient:
         *,
         temperature: float | None = None,
         seed: int | None = None,
+        max_tokens: int | None = None,
         timeout_s: float = 600.0,
         tag: str = "agent",
         scope: str = "",
@@ -172,11 +210,7 @@ class LLMClient:
         # A read-only view of the gateway's cache (mode "ro"): hits are read here directly.
         self._cache = cache
         self._cache_namespace = cache_namespace
-        self._max_tokens_key = (
-            "max_completion_tokens"
-            if self.spec.reasoning_effort or _REASONING_MODEL.match(self.spec.name)
-            else "max_tokens"
-        )
+        self.max_tokens = max_tokens
         self._sessions: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, aiohttp.ClientSession
         ] = weakref.WeakKeyDictionary()
@@ -220,6 +254,7 @@ class LLMClient:
         response_format: Mapping[str, Any] | None = None,
         tag: str | None = None,
         model: str | None = None,
+        seed: int | None = None,
     ) -> ChatReply:
         """One chat completion (with this client's model unless ``model`` names another).
 
@@ -233,12 +268,14 @@ class LLMClient:
         temperature = self.temperature if temperature is None else temperature
         if temperature is not None:
             params["temperature"] = temperature
-        if self.seed is not None:
-            params["seed"] = self.seed
+        seed = self.seed if seed is None else seed  # (an episode's own sampling seed)
+        if seed is not None:
+            params["seed"] = seed
         if spec.reasoning_effort is not None:
             params["reasoning_effort"] = spec.reasoning_effort
+        max_tokens = self.max_tokens if max_tokens is None else max_tokens
         if max_tokens is not None:
-            params[self._max_tokens_key] = max_tokens
+            params[max_tokens_field(spec)] = max_tokens
         if response_format is not None:
             params["response_format"] = dict(response_format)
         tag = tag or self.tag
@@ -254,9 +291,13 @@ class LLMClient:
         cached = raw.headers.get(_CACHE_HEADER) == "hit"
         model = str(data.get("model") or spec.name)
         self._records.append(
-            CallRecord("chat", model, tag, usage, 0, cached, time.perf_counter() - started)
+            CallRecord(
+                "chat", model, tag, usage, 0, cached, time.perf_counter() - started, spec.name
+            )
         )
-        return ChatReply(text=str(text), usage=usage, cached=cached, model=model)
+        return ChatReply(
+            text=str(text), usage=usage, cached=cached, model=model, requested_model=spec.name
+        )
 
     async def embed(
         self, texts: Sequence[str], *, model: str | None = None, tag: str | None = None
@@ -287,7 +328,14 @@ class LLMClient:
         cached = raw.headers.get(_CACHE_HEADER) == "hit"
         self._records.append(
             CallRecord(
-                "embed", model, tag, TokenUsage(), tokens, cached, time.perf_counter() - started
+                "embed",
+                model,
+                tag,
+                TokenUsage(),
+                tokens,
+                cached,
+                time.perf_counter() - started,
+                model,
             )
         )
         return vectors

@@ -20,7 +20,14 @@ class CacheMissError(LLMError):
 
 
 class BudgetExceededError(LLMError):
-    """The session's dollar budget (``--alma-budget-usd``) is spent; no new upstream calls."""
+    """The session's dollar budget (``--alma-budget-usd``) cannot cover a call's worst case."""
+
+    alma_fatal = True
+
+
+class UnknownPriceError(BudgetExceededError):
+    """A budget is set and the model has no known price, so no call to it can be admitted; price
+    it with ``--alma-prices=FILE``."""
 
     alma_fatal = True
 

@@ -1,18 +1,25 @@
 """The session gateway: an OpenAI-compatible proxy on 127.0.0.1 that owns all model access.
 
 Workers, the agent and memory designs talk only to the gateway, with a per-session token. The
-gateway alone holds the real API key, the response cache, the concurrency limit, the retries
-(the ``openai`` SDK's own, with exponential backoff), the token and dollar accounting and the
-budget. HTTP statuses it answers with, besides the upstream's successful replies:
+gateway alone holds the real API key, the response cache, the concurrency limit, the token and
+dollar accounting and the budget (:mod:`pytest_alma.llm.budget`). The provider is reached through
+:mod:`pytest_alma.llm.upstream` (the ``openai`` SDK and its retries, with exponential backoff),
+which reports the retries of every call so that the gateway can charge the attempts a provider
+may bill. HTTP statuses it answers with, besides the upstream's successful replies:
 
 * 401: missing or wrong session token.
 * 400: a request it cannot forward (not JSON, ``stream: true``).
-* 402: the dollar budget is spent (``error.type`` ``alma_budget_exceeded``).
+* 402: the dollar budget cannot cover the call's worst case (``error.type``
+  ``alma_budget_exceeded``), or the budget is set and the model has no known price
+  (``alma_unknown_price``).
 * 424: no reply could be produced: the upstream kept failing after all retries or sent a
   malformed body (``alma_upstream_error``), or the cache is replay-only and has no entry
   (``alma_cache_miss``). The SDK does not retry 424, so clients never multiply retries.
 
 Every error response also carries ``x-should-retry: false`` for the same reason.
+
+Identical requests in flight (same cache key) share one upstream call (see
+:mod:`pytest_alma.llm.single_flight`); the followers are answered as cache hits.
 
 Besides the model endpoints and ``GET /alma/stats``, two session controls serve the record and
 the regression gate (``--alma-record``, ``--alma-cache=replay-only``; see docs/ci.md):
@@ -36,23 +43,26 @@ import secrets
 import threading
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal, Self
+from typing import Any, Self
 
-import httpx2
-import openai
 from aiohttp import web
-from openai._models import FinalRequestOptions  # only for the retry-delay override's signature
 
 from pytest_alma.llm._serve import LoopbackServer, LoopbackService
 from pytest_alma.llm.accounting import Accounting, UsageKey
+from pytest_alma.llm.budget import (
+    Budget,
+    budget_exceeded_message,
+    unknown_price_message,
+    worst_case_tokens,
+)
 from pytest_alma.llm.cache import ResponseCache
 from pytest_alma.llm.cache_writer import CacheWriter
 from pytest_alma.llm.errors import CacheMissError
 from pytest_alma.llm.pricing import PriceTable
 from pytest_alma.llm.replay import Replay, ReplayError, decode_replay
 from pytest_alma.llm.scripted import SCRIPTED_FINGERPRINT
-
-Endpoint = Literal["chat/completions", "embeddings"]
+from pytest_alma.llm.single_flight import SingleFlight
+from pytest_alma.llm.upstream import Endpoint, Failure, Reply, Upstream
 
 CACHE_HEADER = "x-alma-cache"
 TAG_HEADER = "x-alma-tag"
@@ -60,35 +70,6 @@ SCOPE_HEADER = "x-alma-scope"
 # A client that reads the cache itself sends the key of a request it looked up and missed.
 KEY_HEADER = "x-alma-cache-key"
 _KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
-# The SDK marks each attempt with this header; the final attempt's value is the retry count.
-_RETRY_COUNT_HEADER = "x-stainless-retry-count"
-_SDK_INITIAL_RETRY_DELAY = 0.5  # openai._constants.INITIAL_RETRY_DELAY
-
-
-class _UpstreamClient(openai.AsyncOpenAI):
-    """``AsyncOpenAI`` with a configurable backoff schedule.
-
-    The SDK has no public option for its backoff (0.5 s doubling to 8 s, minus up to 25 % jitter),
-    which is far too slow for fault tests. We scale its computed delay, except when the server
-    asked for a specific delay with ``Retry-After``, which is honoured unchanged.
-    """
-
-    def __init__(self, *, initial_backoff_s: float, max_backoff_s: float, **kwargs: Any):
-        super().__init__(**kwargs)
-        self._backoff_scale = initial_backoff_s / _SDK_INITIAL_RETRY_DELAY
-        self._max_backoff_s = max_backoff_s
-
-    def _calculate_retry_timeout(
-        self,
-        remaining_retries: int,
-        options: FinalRequestOptions,
-        response_headers: httpx2.Headers | None = None,
-    ) -> float:
-        delay = super()._calculate_retry_timeout(remaining_retries, options, response_headers)
-        retry_after = self._parse_retry_after_header(response_headers)
-        if retry_after is not None and retry_after > 0 and delay == retry_after:
-            return delay
-        return min(delay * self._backoff_scale, self._max_backoff_s)
 
 
 def _error(status: int, message: str, kind: str, code: str | None = None) -> web.Response:
@@ -96,41 +77,19 @@ def _error(status: int, message: str, kind: str, code: str | None = None) -> web
     return web.json_response(body, status=status, headers={"x-should-retry": "false"})
 
 
-def _retries_of(request: httpx2.Request | None) -> int:
-    if request is None:
-        return 0
-    try:
-        return int(request.headers.get(_RETRY_COUNT_HEADER, "0"))
-    except ValueError:
-        return 0
-
-
 @dataclass(frozen=True)
-class _Reply:
-    content: bytes
-    parsed: dict[str, Any]
-    retries: int
+class _Shared:
+    """The outcome of one upstream call, as every identical request in flight receives it."""
 
+    content: bytes | None = None
+    usage: dict[str, Any] | None = None
+    test_double: bool = False
+    #: (status, message, type, code) of an error reply.
+    error: tuple[int, str, str, str | None] | None = None
 
-@dataclass(frozen=True)
-class _Failure:
-    message: str
-    retries: int
-
-
-class _Malformed(Exception):
-    """The upstream answered 2xx with a body that is not the expected JSON object."""
-
-
-def _parse_reply(content: bytes, endpoint: Endpoint) -> dict[str, Any]:
-    try:
-        parsed = json.loads(content)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise _Malformed(f"the body is not valid JSON ({err}): {content[:120]!r}") from err
-    expected = "choices" if endpoint == "chat/completions" else "data"
-    if not isinstance(parsed, dict) or not isinstance(parsed.get(expected), list):
-        raise _Malformed(f"the body has no {expected!r} list: {content[:120]!r}")
-    return parsed
+    @classmethod
+    def failure(cls, status: int, message: str, kind: str, code: str | None = None) -> _Shared:
+        return cls(error=(status, message, kind, code))
 
 
 class Gateway(LoopbackService):
@@ -142,16 +101,19 @@ class Gateway(LoopbackService):
             ``OPENAI_API_KEY`` as the SDK does.
         cache: the response cache (its mode decides lookups and stores).
         prices: the price table for costs and the budget.
-        budget_usd: stop new upstream calls once this many dollars are spent (``None``: no cap).
-            Calls already waiting for or holding a concurrency slot are checked again before they
-            go out, so the overshoot is at most ``max_concurrency`` calls. Calls with an unknown
-            price add nothing to the spend (they are counted as ``unknown_cost_calls``).
+        budget_usd: a cap on the dollars spent (``None``: no cap). Each call's worst case is
+            reserved before it is sent and settled with its real cost (see
+            :mod:`pytest_alma.llm.budget`); under a budget a model with no known price is
+            refused (402 ``alma_unknown_price``). Without a budget, unknown-price calls are made
+            and counted as ``unknown_cost_calls``.
         max_concurrency: upstream calls in flight at once, across all clients.
         max_retries: the SDK's retries per call (429, 5xx, timeouts, connection errors), plus as
             many re-requests for a malformed 2xx body.
         timeout_s: the upstream timeout per attempt.
         initial_backoff_s / max_backoff_s: the retry backoff schedule (SDK default 0.5 / 8).
-        cache_namespace: mixed into cache keys to keep providers that share model names apart.
+        cache_namespace: mixed into cache keys to keep providers that share model names apart
+            (the session passes a fingerprint of ``--alma-base-url`` or ``--alma-upstream-name``;
+            empty for the provider's default and for the scripted model).
     """
 
     def __init__(
@@ -172,20 +134,28 @@ class Gateway(LoopbackService):
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         self.upstream_base_url = upstream_base_url
-        self._upstream_api_key = upstream_api_key
         self.cache = cache
         self.prices = prices or PriceTable.default()
         self.budget_usd = budget_usd
         self.max_concurrency = max_concurrency
         self.max_retries = max_retries
         self.timeout_s = timeout_s
-        self._initial_backoff_s = initial_backoff_s
-        self._max_backoff_s = max_backoff_s
         self._namespace = cache_namespace
         self.token = secrets.token_urlsafe(32)
         self._auth = f"Bearer {self.token}".encode()
         self._accounting = Accounting()
-        self._upstream: _UpstreamClient | None = None
+        self._budget = (
+            None if budget_usd is None else Budget(budget_usd, self._accounting.charged_usd)
+        )
+        self._flights: SingleFlight[_Shared] = SingleFlight()
+        self._upstream = Upstream(
+            base_url=upstream_base_url,
+            api_key=upstream_api_key,
+            max_retries=max_retries,
+            timeout_s=timeout_s,
+            initial_backoff_s=initial_backoff_s,
+            max_backoff_s=max_backoff_s,
+        )
         self._semaphore: asyncio.Semaphore | None = None
         self._writer: CacheWriter | None = None
         # Record and replay controls (POST /alma/keys, POST /alma/replay): the keys of the calls
@@ -242,6 +212,8 @@ class Gateway(LoopbackService):
             },
             "budget_usd": self.budget_usd,
             "spent_usd": self._accounting.spent_usd(),
+            "charged_usd": self._accounting.charged_usd(),
+            "reserved_usd": self._budget.reserved_usd if self._budget is not None else 0.0,
         }
 
     def record_keys(self) -> None:
@@ -274,30 +246,8 @@ class Gateway(LoopbackService):
         self._replay = replay
 
     async def _make_app(self) -> web.Application:
-        # Created here, inside the gateway's own loop: the SDK's httpx pool is bound to it, and
-        # ONE client serves all requests so its keep-alive connections are reused.
-        try:
-            # The SDK's aiohttp transport (its "aiohttp" extra): measured ~0.5 ms faster per call
-            # than the default httpx transport, and aiohttp is already a dependency. Retries,
-            # timeouts and error types stay the SDK's, as they live above the transport.
-            http_client = openai.DefaultAioHttpClient()
-        except RuntimeError:  # the SDK could not import its aiohttp transport
-            http_client = None
-        try:
-            self._upstream = _UpstreamClient(
-                base_url=self.upstream_base_url,
-                api_key=self._upstream_api_key,
-                max_retries=self.max_retries,
-                timeout=self.timeout_s,
-                initial_backoff_s=self._initial_backoff_s,
-                max_backoff_s=self._max_backoff_s,
-                http_client=http_client,
-            )
-        except openai.OpenAIError as err:
-            raise ValueError(
-                f"the LLM gateway has no upstream API key ({err}); set OPENAI_API_KEY "
-                "or pass upstream_api_key"
-            ) from err
+        # Opened here, inside the gateway's own loop, which the SDK's connection pool binds to.
+        self._upstream.open()
         self._semaphore = asyncio.Semaphore(self.max_concurrency)
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", partial(self._model_call, "chat/completions"))
@@ -310,9 +260,7 @@ class Gateway(LoopbackService):
         return app
 
     async def _close_upstream(self, app: web.Application) -> None:
-        if self._upstream is not None:
-            await self._upstream.close()
-            self._upstream = None
+        await self._upstream.close()
 
     # -- handlers --------------------------------------------------------------------------
 
@@ -320,19 +268,20 @@ class Gateway(LoopbackService):
         given = request.headers.get("Authorization", "").encode()
         return hmac.compare_digest(given, self._auth)
 
-    def _budget_spent(self) -> bool:
-        return self.budget_usd is not None and self._accounting.spent_usd() >= self.budget_usd
-
-    def _budget_error(self) -> web.Response:
-        spent = self._accounting.spent_usd()
-        return _error(
-            402,
-            f"The LLM budget of ${self.budget_usd:.4f} for this session is spent "
-            f"(${spent:.4f} used); no new model calls are made. Cached replies are still served. "
-            "Raise the cap with --alma-budget-usd=<dollars> (or the alma_budget_usd ini option).",
-            "alma_budget_exceeded",
-            "budget_exceeded",
+    def _budget_error(self, model: str, worst_usd: float) -> _Shared:
+        assert self._budget is not None
+        message = budget_exceeded_message(
+            self._budget.limit_usd,
+            self._accounting.charged_usd(),
+            self._budget.reserved_usd,
+            model,
+            worst_usd,
         )
+        return _Shared.failure(402, message, "alma_budget_exceeded", "budget_exceeded")
+
+    def _unknown_price_error(self, model: str) -> _Shared:
+        message = unknown_price_message(model)
+        return _Shared.failure(402, message, "alma_unknown_price", "unknown_price")
 
     async def _stats(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
@@ -402,9 +351,8 @@ class Gateway(LoopbackService):
             # A session client that has just missed in the cache sends the key it looked up:
             # using it saves re-serialising the body, and (except in replay mode, where the
             # miss must become an error here) the second lookup. Replies stored since the
-            # client's lookup are still found among those queued for the cache; a reply
-            # committed in between costs at most one duplicate upstream call, as for two
-            # identical calls in flight at once.
+            # client's lookup are still found among those queued for the cache or committed
+            # last (CacheWriter.pending), and identical calls in flight share one upstream call.
             client_key = request.headers.get(KEY_HEADER, "")
             checked = _KEY_PATTERN.fullmatch(client_key) is not None
             cache_key = client_key if checked else self.cache.key(endpoint, body, self._namespace)
@@ -443,19 +391,96 @@ class Gateway(LoopbackService):
                     body=entry.body, content_type="application/json", headers={CACHE_HEADER: "hit"}
                 )
 
-        if self._budget_spent():
+        if cache_key is None:
+            shared = await self._upstream_call(endpoint, body, raw, key, cache_key)
+            led = True
+        else:
+            # Identical requests in flight wait for one upstream call (see single_flight).
+            shared, led = await self._flights.run(
+                cache_key, partial(self._upstream_call, endpoint, body, raw, key, cache_key)
+            )
+        if shared.error is not None:
+            status, message, kind, code = shared.error
+            if not led:
+                self._accounting.record_error(key)
+            return _error(status, message, kind, code)
+        assert shared.content is not None
+        if led:
+            state = "miss" if self.cache.reads else "off"
+        else:
+            # Answered by an identical call in flight: no upstream call, nothing spent.
+            self._served(cache_key)
+            self._accounting.record_call(
+                key,
+                shared.usage,
+                embedding=embedding,
+                cost_usd=self.prices.cost(model, shared.usage),
+                cached=True,
+                test_double=shared.test_double,
+            )
+            state = "hit"
+        return web.Response(
+            body=shared.content, content_type="application/json", headers={CACHE_HEADER: state}
+        )
+
+    async def _upstream_call(
+        self,
+        endpoint: Endpoint,
+        body: dict[str, Any],
+        raw: bytes,
+        key: UsageKey,
+        cache_key: str | None,
+    ) -> _Shared:
+        """One upstream call under the budget and the concurrency limit, fully accounted."""
+        model = key.model
+        prompt_bound, completion_bound = worst_case_tokens(endpoint, body, raw)
+        worst = self.prices.worst_case(model, prompt_bound, completion_bound)
+        if self._budget is not None and worst is None:
             self._accounting.record_error(key)
-            return self._budget_error()
+            return self._unknown_price_error(model)
         assert self._semaphore is not None
         async with self._semaphore:
-            # Checked again: other calls may have spent the budget while this one waited.
-            if self._budget_spent():
+            # Reserved inside the slot, so only calls about to be sent hold reservations.
+            if self._budget is not None and not await self._budget.reserve(worst or 0.0):
                 self._accounting.record_error(key)
-                return self._budget_error()
-            outcome = await self._call_upstream(endpoint, raw)
-        if isinstance(outcome, _Failure):
-            self._accounting.record_error(key, retries=outcome.retries)
-            return _error(424, outcome.message, "alma_upstream_error", "upstream_error")
+                return self._budget_error(model, worst or 0.0)
+            try:
+                outcome = await self._upstream.post(endpoint, raw)
+            except BaseException:
+                # Cancelled mid-call: the attempt may still be billed.
+                self._accounting.add_at_risk(key, worst or 0.0)
+                self._release(worst)
+                raise
+            # From here to the release, no await: the real cost is recorded before the
+            # reservation is given back, so the budget never under-counts.
+            if isinstance(outcome, Failure):
+                self._accounting.record_error(
+                    key,
+                    retries=outcome.retries,
+                    at_risk_usd=(worst or 0.0) * outcome.billable_attempts,
+                )
+                self._release(worst)
+                return _Shared.failure(
+                    424, outcome.message, "alma_upstream_error", "upstream_error"
+                )
+            shared = self._account_reply(endpoint, key, cache_key, outcome, worst)
+            self._release(worst)
+            return shared
+
+    def _release(self, worst: float | None) -> None:
+        if self._budget is not None:
+            self._budget.release(worst or 0.0)
+
+    def _account_reply(
+        self,
+        endpoint: Endpoint,
+        key: UsageKey,
+        cache_key: str | None,
+        outcome: Reply,
+        worst: float | None,
+    ) -> _Shared:
+        """Count a successful upstream reply, queue it for the cache, and share it."""
+        model = key.model
         content, parsed, retries = outcome.content, outcome.parsed, outcome.retries
         usage = parsed.get("usage")
         test_double = (
@@ -463,9 +488,16 @@ class Gateway(LoopbackService):
             or parsed.get("system_fingerprint") == SCRIPTED_FINGERPRINT
             or self.prices.is_test_double(model)
         )
+        cost = self.prices.cost(model, usage)
+        at_risk = (worst or 0.0) * retries  # retried attempts may be billed too
+        if not usage and not test_double and cost is not None:
+            cost = None  # a reply without usage has an unknown price: charge its worst case
+            at_risk += worst or 0.0
         self._served(cache_key)
         if cache_key is not None and self._writer is not None:
             # Stored in the background, batched; repeats are answered from the queue meanwhile.
+            # Queued before the call leaves the in-flight table, so a request that arrives after
+            # it never goes upstream again.
             self._writer.submit(
                 cache_key,
                 content,
@@ -476,62 +508,11 @@ class Gateway(LoopbackService):
         self._accounting.record_call(
             key,
             usage,
-            embedding=embedding,
-            cost_usd=self.prices.cost(model, usage),
+            embedding=endpoint == "embeddings",
+            cost_usd=cost,
             cached=False,
             retries=retries,
             test_double=test_double,
         )
-        state = "miss" if self.cache.reads else "off"
-        return web.Response(
-            body=content, content_type="application/json", headers={CACHE_HEADER: state}
-        )
-
-    async def _call_upstream(self, endpoint: Endpoint, raw: bytes) -> _Reply | _Failure:
-        """Forward the client's bytes unchanged (no re-serialisation) and read the reply."""
-        assert self._upstream is not None
-        retries = 0
-        for attempt in range(self.max_retries + 1):
-            try:
-                response = await self._upstream.post(
-                    f"/{endpoint}",
-                    cast_to=httpx2.Response,
-                    content=raw,
-                    options={"headers": {"Content-Type": "application/json"}},
-                )
-            except openai.APIStatusError as err:
-                retries += _retries_of(err.response.request)
-                return _Failure(
-                    f"upstream answered HTTP {err.status_code} after {retries} retries: "
-                    f"{err.message}",
-                    retries,
-                )
-            except openai.APITimeoutError as err:
-                retries += _retries_of(err.request)
-                return _Failure(
-                    f"upstream did not answer within {self.timeout_s:g}s "
-                    f"({retries + 1} attempts, {retries} retries)",
-                    retries,
-                )
-            except openai.APIConnectionError as err:
-                retries += _retries_of(err.request)
-                return _Failure(
-                    f"cannot connect to upstream {self.upstream_base_url or 'api.openai.com'} "
-                    f"after {retries} retries: {err.__cause__ or err}",
-                    retries,
-                )
-            retries += _retries_of(response.request)
-            try:
-                return _Reply(response.content, _parse_reply(response.content, endpoint), retries)
-            except _Malformed as err:
-                if attempt == self.max_retries:
-                    return _Failure(
-                        f"upstream answered HTTP {response.status_code} with a malformed body "
-                        f"after {retries} retries: {err}",
-                        retries,
-                    )
-                retries += 1
-                # The SDK only retries on statuses, so a malformed 2xx gets our own backoff.
-                delay = min(self._initial_backoff_s * 2**attempt, self._max_backoff_s)
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable: the loop always returns")
+        self._accounting.add_at_risk(key, at_risk)
+        return _Shared(content=content, usage=usage, test_double=test_double)

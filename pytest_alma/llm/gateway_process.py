@@ -39,6 +39,7 @@ class GatewayProcess:
         max_retries: int,
         timeout_s: float,
         prices_path: str | None = None,
+        cache_namespace: str = "",
     ) -> None:
         args = [
             "--cache-path",
@@ -58,6 +59,8 @@ class GatewayProcess:
             args += ["--budget-usd", str(budget_usd)]
         if prices_path is not None:
             args += ["--prices", prices_path]
+        if cache_namespace:
+            args += ["--cache-namespace", cache_namespace]
         env = dict(os.environ)
         if upstream_api_key is not None:
             env[KEY_ENV] = upstream_api_key
@@ -115,6 +118,7 @@ def _serve(args: argparse.Namespace, stdin: IO[str]) -> None:
         max_retries=args.retries,
         timeout_s=args.timeout,
         prices=prices,
+        cache_namespace=args.cache_namespace,
     ).start()
     try:
         announce_and_wait(f"{gateway.url} {gateway.token}", stdin)
@@ -132,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retries", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--prices", default=None)
+    parser.add_argument("--cache-namespace", default="")
     args = parser.parse_args(argv)
     _serve(args, sys.stdin)
     return 0

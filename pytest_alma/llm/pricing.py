@@ -3,12 +3,17 @@
 An unknown model has an unknown price: :meth:`PriceTable.cost` returns ``None`` then, never 0.0,
 so a report can say "cost unknown" instead of quietly claiming a run was free. The scripted test
 model is the one thing that costs exactly 0.0, and :meth:`PriceTable.is_test_double` flags it.
+
+Names are priced exactly as written. A dated snapshot (``gpt-4o-2024-05-13``) is its own entry
+and never borrows its alias's price: snapshots of one alias were sold at different prices (that
+one at $5/$15, twice today's ``gpt-4o``), so a snapshot the table lacks is unknown until it is
+added with ``--alma-prices``. Calls are priced by the model name the request asked for (an alias
+bills at the alias's price whatever snapshot serves it), not by the name the reply reports.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,12 +47,21 @@ DEFAULT_PRICES: dict[str, ModelPrice] = {
     "gpt-5": ModelPrice(input=1.25, cached_input=0.125, output=10.00),
     "gpt-5-mini": ModelPrice(input=0.25, cached_input=0.025, output=2.00),
     "gpt-5-nano": ModelPrice(input=0.05, cached_input=0.005, output=0.40),
+    # Dated snapshots, each at its own list price (same source). gpt-4o-2024-05-13 has no
+    # cached-input discount.
+    "gpt-4o-2024-05-13": ModelPrice(input=5.00, output=15.00),
+    "gpt-4o-2024-08-06": ModelPrice(input=2.50, cached_input=1.25, output=10.00),
+    "gpt-4o-2024-11-20": ModelPrice(input=2.50, cached_input=1.25, output=10.00),
+    "gpt-4o-mini-2024-07-18": ModelPrice(input=0.15, cached_input=0.075, output=0.60),
+    "gpt-4.1-2025-04-14": ModelPrice(input=2.00, cached_input=0.50, output=8.00),
+    "gpt-4.1-mini-2025-04-14": ModelPrice(input=0.40, cached_input=0.10, output=1.60),
+    "gpt-4.1-nano-2025-04-14": ModelPrice(input=0.10, cached_input=0.025, output=0.40),
+    "gpt-5-2025-08-07": ModelPrice(input=1.25, cached_input=0.125, output=10.00),
+    "gpt-5-mini-2025-08-07": ModelPrice(input=0.25, cached_input=0.025, output=2.00),
+    "gpt-5-nano-2025-08-07": ModelPrice(input=0.05, cached_input=0.005, output=0.40),
     "text-embedding-3-small": ModelPrice(input=0.02),
     "text-embedding-3-large": ModelPrice(input=0.13),
 }
-
-# OpenAI returns dated snapshot names ("gpt-4o-mini-2024-07-18"); they bill like the alias.
-_SNAPSHOT_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 
 
 def _price_from_json(model: str, value: Any) -> ModelPrice:
@@ -103,13 +117,11 @@ class PriceTable:
         return PriceTable(merged)
 
     def price(self, model: str) -> ModelPrice | None:
-        """The price of ``model`` (a dated snapshot falls back to its alias), or ``None``."""
+        """The price of ``model`` exactly as named, or ``None`` (a dated snapshot the table
+        lacks is unknown: it never borrows its alias's price)."""
         if self.is_test_double(model):
             return ModelPrice(input=0.0, cached_input=0.0, output=0.0)
-        found = self._prices.get(model)
-        if found is None:
-            found = self._prices.get(_SNAPSHOT_SUFFIX.sub("", model))
-        return found
+        return self._prices.get(model)
 
     @staticmethod
     def is_test_double(model: str) -> bool:
@@ -134,6 +146,14 @@ class PriceTable:
         cached_rate = price.input if price.cached_input is None else price.cached_input
         dollars = (prompt - cached) * price.input + cached * cached_rate + completion * price.output
         return dollars / 1_000_000
+
+    def worst_case(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """USD of a call of at most these token counts, every prompt token at the full input
+        rate (no cache discount); ``None`` when the price is unknown."""
+        price = self.price(model)
+        if price is None:
+            return None
+        return (prompt_tokens * price.input + completion_tokens * price.output) / 1_000_000
 
     def to_json(self) -> dict[str, dict[str, float | None]]:
         """The table as plain JSON (the format :meth:`with_overrides` accepts)."""

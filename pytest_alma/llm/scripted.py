@@ -7,6 +7,21 @@ benchmarks) and inject faults (:class:`~pytest_alma.llm.faults.FaultPlan`). Ever
 ``"system_fingerprint": "alma-scripted-test-double"`` (chat) and ``"alma_test_double": true`` so
 that accounting and reports can label results as coming from the test double.
 
+Usage it reports (so that the accounting and pricing paths are exercised offline):
+
+* ``prompt_tokens``: ceil(characters / 4) of the messages' text;
+* ``prompt_tokens_details.cached_tokens``: the leading system messages' tokens from the second
+  turn of a conversation on (the prefix every turn of an agent episode repeats, which a
+  provider's prompt cache would serve); 0 on a first turn. A function of the request alone, so
+  replies do not depend on what the server saw before;
+* ``completion_tokens_details.reasoning_tokens``: 0, 16, 64 or 256 for ``reasoning_effort``
+  minimal, low, medium or high, included in ``completion_tokens`` as OpenAI does.
+
+Sampling: with a ``seed`` in the request and a temperature that is not 0 (absent: 1.0), the game
+policies sometimes play another valid action than their greedy one, deterministically from the
+seed and the conversation; without a seed or at temperature 0 every reply is greedy. See
+:mod:`pytest_alma.llm.scripted_policies` (``sample``) for the exact rule.
+
 Usage::
 
     with ScriptedServer() as server:
@@ -40,6 +55,7 @@ from pytest_alma.llm.scripted_minihack import MiniHackPolicy
 from pytest_alma.llm.scripted_policies import (
     FallbackPolicy,
     Policy,
+    assistant_turns,
     choose_reply,
     message_text,
     registered_policies,
@@ -51,6 +67,19 @@ SCRIPTED_FINGERPRINT = "alma-scripted-test-double"
 # Reasoning tokens reported for a request's reasoning_effort, so accounting of reasoning models can
 # be exercised; they are included in completion_tokens, as OpenAI does.
 _REASONING_TOKENS = {"minimal": 0, "low": 16, "medium": 64, "high": 256}
+
+
+def cached_prompt_tokens(messages: Sequence[Any], prompt_tokens: int) -> int:
+    """The prompt tokens the double reports as served from a prompt cache (see the module
+    docstring): the leading system messages, once the conversation has an assistant turn."""
+    if not assistant_turns([m for m in messages if isinstance(m, Mapping)]):
+        return 0
+    prefix: list[str] = []
+    for message in messages:
+        if not isinstance(message, Mapping) or message.get("role") not in ("system", "developer"):
+            break
+        prefix.append(message_text(message))
+    return min(estimate_tokens("".join(prefix)), prompt_tokens) if prefix else 0
 
 
 def builtin_policies() -> list[Policy]:
@@ -228,7 +257,9 @@ class ScriptedServer(LoopbackService):
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
-                "prompt_tokens_details": {"cached_tokens": 0},
+                "prompt_tokens_details": {
+                    "cached_tokens": cached_prompt_tokens(messages, prompt_tokens)
+                },
                 "completion_tokens_details": {"reasoning_tokens": reasoning},
             },
         }

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_alma.llm.scripted_policies import Message, message_text, system_text
+from pytest_alma.llm.scripted_policies import Message, last_user_text, message_text, system_text
 
 _ACTIONS_BLOCK = re.compile(r"<Actions>\s*\n(.*?)\n\s*</Actions>", re.S)
 _GOAL = re.compile(r"Your task is to:\s*(.+?)(?:\n|$)")
@@ -161,3 +161,8 @@ class ALFWorldPolicy:
         )
         history = [message_text(m).strip() for m in messages if m.get("role") == "assistant"]
         return choose(goal, admissible(last_user), history)
+
+    def alternatives(self, messages: Sequence[Message]) -> Sequence[str]:
+        """The last observation's admissible commands, for sampling (see
+        :mod:`scripted_policies`)."""
+        return admissible(last_user_text(messages))

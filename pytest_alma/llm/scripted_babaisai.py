@@ -190,3 +190,7 @@ class BabaIsAIPolicy:
         if actions is not None and step < len(actions):
             return actions[step]
         return pseudo_random_move(observation_text, step)
+
+    def alternatives(self, messages: Sequence[Message]) -> Sequence[str]:
+        """The moves (never ``idle``), for sampling (see :mod:`scripted_policies`)."""
+        return MOVES

@@ -532,3 +532,7 @@ class MiniHackPolicy:
             step=assistant_turns(messages),
             history=read_history(messages),
         )
+
+    def alternatives(self, messages: Sequence[Message]) -> Sequence[str]:
+        """The available single-step moves, for sampling (see :mod:`scripted_policies`)."""
+        return list(move_names(available_actions(system_text(messages))).values())

@@ -4,6 +4,16 @@ A policy decides whether it handles a conversation (:meth:`Policy.matches`) and 
 (:meth:`Policy.reply`). The server tries its policies in order and ends with
 :class:`FallbackPolicy`, which always matches. An environment adds its own policy with
 :func:`register_policy` (or by passing ``policies=`` to the server), never by editing the server.
+
+Sampling. A game policy may also list the other valid actions of a conversation
+(``alternatives(messages)``, see :class:`SamplingPolicy`). When the request carries a ``seed``
+and its temperature is not 0 (no temperature means the server default of 1.0, as for OpenAI),
+:func:`choose_reply` then plays, with probability ``DEVIATION_AT_T1 * temperature`` (at most
+:data:`MAX_DEVIATION`), one of those alternatives instead of the policy's greedy choice. The coin
+and the pick come from a hash of the seed and the conversation, so the same request always gets
+the same reply (a re-run replays exactly, cache or not), while episodes with different seeds
+play different games. Without a seed, or at temperature 0, every policy stays greedy: that is
+the "deterministic server" of the tests.
 """
 
 from __future__ import annotations
@@ -35,6 +45,62 @@ class Policy(Protocol):
     def reply(self, messages: Sequence[Message], params: Mapping[str, Any]) -> str:
         """The assistant text. ``params`` is the request body without ``messages``."""
         ...
+
+
+@runtime_checkable
+class SamplingPolicy(Policy, Protocol):
+    """A policy whose replies are actions: it names the valid ones it did not choose."""
+
+    def alternatives(self, messages: Sequence[Message]) -> Sequence[str]:
+        """Valid actions of this conversation's current state (the greedy one may be among
+        them; it is never drawn as a deviation)."""
+        ...
+
+
+#: Chance that a sampling policy deviates from its greedy action at temperature 1.0: mild, so
+#: the scripted players still win the tasks they win greedily in most samples.
+DEVIATION_AT_T1 = 0.1
+#: The chance is proportional to the temperature, up to this.
+MAX_DEVIATION = 0.5
+#: OpenAI's default temperature, used when a request sends none.
+DEFAULT_TEMPERATURE = 1.0
+
+
+def sampling_temperature(params: Mapping[str, Any]) -> float | None:
+    """The temperature a request samples at, or ``None`` when the reply is greedy (no integer
+    ``seed``, or temperature 0)."""
+    seed = params.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        return None
+    raw = params.get("temperature")
+    try:
+        temperature = DEFAULT_TEMPERATURE if raw is None else float(raw)
+    except (TypeError, ValueError):
+        return None
+    return temperature if temperature > 0 else None
+
+
+def sample(
+    greedy: str,
+    alternatives: Sequence[str],
+    messages: Sequence[Message],
+    params: Mapping[str, Any],
+) -> str:
+    """``greedy``, or (with the seeded chance described in the module docstring) another of
+    ``alternatives``; a pure function of (seed, temperature, conversation, choices)."""
+    temperature = sampling_temperature(params)
+    others = [a for a in dict.fromkeys(alternatives) if a != greedy]
+    if temperature is None or not others:
+        return greedy
+    h = hashlib.sha256(f"alma-scripted-sample\x00{params['seed']}".encode())
+    for message in messages:
+        h.update(b"\x00" + str(message.get("role", "")).encode())
+        h.update(b"\x00" + message_text(message).encode("utf-8"))
+    raw = h.digest()
+    coin = int.from_bytes(raw[:8], "big") / 2**64
+    if coin >= min(MAX_DEVIATION, DEVIATION_AT_T1 * temperature):
+        return greedy
+    return others[int.from_bytes(raw[8:16], "big") % len(others)]
 
 
 def message_text(message: Message) -> str:
@@ -167,8 +233,12 @@ def registered_policies() -> list[Policy]:
 def choose_reply(
     policies: Sequence[Policy], messages: Sequence[Message], params: Mapping[str, Any]
 ) -> str:
-    """The reply of the first policy that matches (the fallback when none does)."""
+    """The reply of the first policy that matches (the fallback when none does), sampled when
+    the policy lists alternatives and the request samples (see the module docstring)."""
     for policy in policies:
         if policy.matches(messages):
-            return policy.reply(messages, params)
+            reply = policy.reply(messages, params)
+            if isinstance(policy, SamplingPolicy) and sampling_temperature(params) is not None:
+                reply = sample(reply, policy.alternatives(messages), messages, params)
+            return reply
     return FallbackPolicy().reply(messages, params)

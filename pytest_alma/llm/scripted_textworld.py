@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_alma.llm.scripted_policies import Message, message_text, system_text
+from pytest_alma.llm.scripted_policies import Message, last_user_text, message_text, system_text
 
 _DIRECTIONS = ("north", "east", "south", "west")
 _CLOSED = re.compile(r"\bclosed ([a-z][a-z ]{0,40}?)(?=[.,;!]| leading| is| that|\n|$)")
@@ -70,3 +70,10 @@ class TextWorldPolicy:
         )
         history = [message_text(m).strip() for m in messages if m.get("role") == "assistant"]
         return choose(last_user, _goal_words(messages), history)
+
+    def alternatives(self, messages: Sequence[Message]) -> Sequence[str]:
+        """The exits the last observation mentions, ``look`` and ``inventory``, for sampling
+        (see :mod:`scripted_policies`)."""
+        text = last_user_text(messages).lower()
+        exits = [f"go {d}" for d in _DIRECTIONS if re.search(rf"\b{d}\b", text)]
+        return [*exits, "look", "inventory"]

@@ -92,6 +92,7 @@ class ChildSteps:
             token=self.ctx.attach["gateway_token"],
             model=self.meta_model,
             seed=self.ctx.settings.seed,
+            max_tokens=self.s.meta_max_tokens,
             tag="meta",
             scope=f"search:{candidate_id}",
         )
@@ -361,7 +362,10 @@ class ChildSteps:
 
     def _budget_exhausted(self) -> bool:
         budget = self.ctx.settings.budget_usd
-        return budget is not None and float(self.ctx.stats().get("spent_usd") or 0.0) >= budget
+        if budget is None:
+            return False
+        stats = self.ctx.stats()  # charged_usd: what the gateway's cap counts (see loop.py)
+        return float(stats.get("charged_usd", stats.get("spent_usd")) or 0.0) >= budget
 
     def _evaluate(self, c: Candidate) -> None:
         assert c.source is not None and c.name is not None

@@ -59,11 +59,14 @@ def reward_of(
 ) -> Reward | None:
     """The design's reward (on the held-out tasks only when ``heldout`` names them per env)."""
     by_env: dict[str, list[float]] = defaultdict(list)
+    tasks_by_env: dict[str, list[str]] = defaultdict(list)
     for e in deploy_episodes(results, design):
         env = e["task"]["env"]
         if heldout and heldout.get(env) and e["task"]["task_id"] not in heldout[env]:
             continue
-        by_env[env].append(float(e["score"]))
+        # An episode that could not be played scores 0 (its score may be missing).
+        by_env[env].append(float(e.get("score") or 0.0))
+        tasks_by_env[env].append(str(e["task"]["task_id"]))
     if not by_env:
         return None
     per_env: dict[str, dict[str, float | int]] = {}
@@ -71,7 +74,7 @@ def reward_of(
     variances: list[float] = []
     total = 0
     for env, scores in sorted(by_env.items()):
-        est = estimate(scores)
+        est = estimate(scores, tasks_by_env[env])  # the task is the unit, as in the report
         per_env[env] = {"mean": est.mean, "low": est.low, "high": est.high, "n": est.n}
         means.append(est.mean)
         se = est.se if not math.isnan(est.se) else 0.0

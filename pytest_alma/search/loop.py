@@ -313,7 +313,10 @@ class Search(ChildSteps):
         budget = self.ctx.settings.budget_usd
         if budget is None:
             return True
-        spent = float(self.ctx.stats().get("spent_usd") or 0.0)
+        # What the gateway's cap counts: spent plus the worst case of attempts a provider may
+        # still bill (retries, timeouts); older stats have only spent_usd.
+        stats = self.ctx.stats()
+        spent = float(stats.get("charged_usd", stats.get("spent_usd")) or 0.0)
         costs = [self._generation_cost(g.number) for g in self.archive.generations()]
         projected = max(costs, default=0.0)
         if spent >= budget or spent + projected > budget:

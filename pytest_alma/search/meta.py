@@ -77,10 +77,10 @@ class MetaAgent:
         self.spend.calls += 1
         self.spend.tokens += reply.usage.total
         if not reply.cached:  # a cache hit cost nothing now
-            cost = self.prices.cost(
-                reply.model,
-                {"prompt_tokens": reply.usage.prompt, "completion_tokens": reply.usage.completion},
-            )
+            # Priced as the gateway prices it: by the model the request named (the reply names
+            # the dated snapshot that served it, which may be priced differently or not at
+            # all), with its cached prompt tokens at the cached rate.
+            cost = self.prices.cost(reply.requested_model or reply.model, reply.usage.to_openai())
             if cost is None:
                 self.spend.unknown_price_calls += 1
             else:
@@ -108,7 +108,8 @@ class MetaAgent:
             self.spend.calls += 1
             self.spend.tokens += record.embedding_tokens
             if not record.cached:
-                cost = self.prices.cost(record.model, {"prompt_tokens": record.embedding_tokens})
+                model = record.requested_model or record.model
+                cost = self.prices.cost(model, {"prompt_tokens": record.embedding_tokens})
                 if cost is None:
                     self.spend.unknown_price_calls += 1
                 else:

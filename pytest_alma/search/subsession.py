@@ -48,6 +48,7 @@ _NOT_PASSED = frozenset(
         "regression-threshold",
         "fail-on-improvement",
         "meta-model",
+        "meta-max-tokens",
     }
 )
 _ATTRIBUTE = {"env": "envs"}

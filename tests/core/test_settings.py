@@ -83,3 +83,18 @@ def test_switches_and_search_settings_resolve_with_their_twins() -> None:
         resolve({"search-heldout": "1.5"}, {}, {})
     with pytest.raises(SettingsError, match="--alma-search: invalid value 'perhaps'"):
         resolve({}, {}, {"ALMA_SEARCH": "perhaps"})
+
+
+def test_max_tokens_and_upstream_name_have_their_twins() -> None:
+    from pytest_alma.llm.client import agent_max_tokens
+
+    assert resolve({}, {}, {}).max_tokens is None  # the default depends on the model
+    assert agent_max_tokens(None, "gpt-4o-mini") == 1024
+    assert agent_max_tokens(None, "gpt-5-nano/low") == 4096  # reasoning counts against the cap
+    assert agent_max_tokens(300, "gpt-5-nano/low") == 300
+    s = resolve({}, {"max-tokens": "256", "upstream-name": "ini-name"}, {"ALMA_MAX_TOKENS": "512"})
+    assert s.max_tokens == 512 and s.sources["max-tokens"] == "$ALMA_MAX_TOKENS"
+    assert s.upstream_name == "ini-name" and s.sources["upstream-name"] == "ini alma_upstream_name"
+    assert resolve({"upstream-name": "lab"}, {}, {"ALMA_UPSTREAM_NAME": "x"}).upstream_name == "lab"
+    with pytest.raises(SettingsError, match="--alma-max-tokens"):
+        resolve({"max-tokens": "0"}, {}, {})

@@ -64,7 +64,9 @@ def test_every_baseline_runs_and_costs_what_its_docstring_says(
     for e in episodes:
         t = e["retrieve_tokens"]
         assert (t["calls"], t["embedding_calls"]) in RETRIEVE[e["design"]], e["design"]
-    for name, build in data["designs"].items():
+    assert set(data["designs"]) == {f"{d}@babaisai" for d in (*BASELINES, "example_rules")}
+    for build in data["designs"].values():
+        name = build["design"]
         updates = build["updates"]
         assert updates == 4
         chat = build["update_tokens"]["calls"] / updates
@@ -77,6 +79,6 @@ def test_every_baseline_runs_and_costs_what_its_docstring_says(
     assert chars["no_memory"] == 0
     assert all(chars[b] > 0 for b in ("trajectory_retrieval", "dynamic_cheatsheet", "g_memory"))
     # Each baseline's settings, internal model included, are recorded with the results.
-    assert data["designs"]["reasoning_bank"]["config"]["model"] is None
+    assert data["designs"]["reasoning_bank@babaisai"]["config"]["model"] is None
     summary = (all_baselines.path / "reports" / data["run_id"] / "summary.md").read_text()
     assert "1 chat + 0 embed" in summary  # dynamic_cheatsheet's update, as documented

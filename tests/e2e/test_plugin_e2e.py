@@ -117,3 +117,14 @@ def test_missing_datasets_are_usage_errors_before_any_episode(
     result = project.runpytest_subprocess(*args, "-p", "no:randomly")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
+
+
+def test_help_lists_every_option_without_crashing(pytester: pytest.Pytester) -> None:
+    # argparse %-formats help texts: one bare "%" in an option's help (the gate threshold's
+    # "mean:5%") made `pytest --help` crash in every project where the plugin is installed.
+    result = pytester.runpytest_subprocess("--help")
+    assert result.ret == 0, result.stderr.str()
+    out = result.stdout.str()
+    assert "--alma-regression-threshold" in out
+    assert "mean:5%" in out
+    assert "--alma-max-tokens" in out and "--alma-meta-max-tokens" in out

@@ -165,8 +165,14 @@ def test_retrieved_memory_reaches_the_agent_and_changes_what_it_does(
         "    async def general_retrieve(self, task):\n"
         "        return {'plan_actions': PLAN}\n"
     )
+    # Temperature 0: the scripted double plays greedily (at the default temperature it samples
+    # another action now and then, as a sampling model would), so it must follow the memory.
     project.runpytest_subprocess(
-        "--alma-split=all", "--alma-limit=20", "--alma-repeats=1", "--alma-max-steps=8"
+        "--alma-split=all",
+        "--alma-limit=20",
+        "--alma-repeats=1",
+        "--alma-max-steps=8",
+        "--alma-temperature=0",
     ).assert_outcomes(passed=3 * (1 + 10 + 10))
     data = results_of(project)
     plan = ["down", "down", "right", "up", "left", "left", "down", "right"]

@@ -206,7 +206,11 @@ def test_budget_stops_the_search_at_a_generation_boundary(
     search_project: pytest.Pytester,
 ) -> None:
     prices = search_project.path / "prices.json"
-    prices.write_text(json.dumps({"priced-meta": {"input": 1000.0, "output": 1000.0}}))
+    # Output tokens dear and input nearly free: the budget reserves each meta call's worst case
+    # (its prompt bytes at the input rate plus --alma-meta-max-tokens at the output rate) before
+    # sending it, so a generation needs one worst case of headroom to finish.
+    prices.write_text(json.dumps({"priced-meta": {"input": 0.001, "output": 1000.0}}))
+    meta_cap = 1024  # the scripted meta-agent's replies are a few hundred tokens
     priced = [
         *QUICK,
         "-n",
@@ -215,6 +219,7 @@ def test_budget_stops_the_search_at_a_generation_boundary(
         "--alma-search-children=1",
         "--alma-meta-model=priced-meta",
         f"--alma-prices={prices}",
+        f"--alma-meta-max-tokens={meta_cap}",
     ]
     measure = search_project.runpytest_subprocess(*priced, "--alma-store=.measure")
     assert measure.ret == 0, measure.stdout.str()
@@ -224,7 +229,10 @@ def test_budget_stops_the_search_at_a_generation_boundary(
         if c.origin == "child"
     )
     assert gen_cost > 0
-    budget = 1.5 * gen_cost
+    # Enough for generation 1 and its last call's worst case, not enough for a second one.
+    headroom = meta_cap * 1000.0 / 1e6 + 0.05
+    budget = gen_cost + headroom
+    assert budget < 2 * gen_cost, (gen_cost, headroom)
     result = search_project.runpytest_subprocess(
         *priced, "--alma-search-steps=3", f"--alma-budget-usd={budget}"
     )

@@ -37,8 +37,21 @@ def test_cost_uses_input_cached_and_output_rates() -> None:
     assert cost("gpt-4o-mini", USAGE) == pytest.approx(0.8 * 0.15 + 0.2 * 0.075 + 0.5 * 0.60)
 
 
-def test_dated_snapshot_bills_like_its_alias() -> None:
-    assert cost("gpt-4o-mini-2024-07-18", USAGE) == cost("gpt-4o-mini", USAGE)
+def test_dated_snapshot_is_priced_exactly_never_as_its_alias() -> None:
+    # gpt-4o-2024-05-13 sold at $5 / $15 with no cached discount: twice the gpt-4o alias.
+    assert cost("gpt-4o-2024-05-13", USAGE) == pytest.approx(1.0 * 5.00 + 0.5 * 15.00)
+    assert cost("gpt-4o", USAGE) == pytest.approx(0.8 * 2.50 + 0.2 * 1.25 + 0.5 * 10.00)
+    assert cost("gpt-4o-mini-2024-07-18", USAGE) == cost("gpt-4o-mini", USAGE)  # same list price
+    # A snapshot the table lacks is unknown, not its alias's price.
+    assert cost("gpt-4o-2099-01-01", USAGE) is None
+    assert "gpt-4o-2099-01-01" not in PriceTable.default()
+
+
+def test_worst_case_takes_every_prompt_token_at_the_full_rate() -> None:
+    table = PriceTable.default()
+    assert table.worst_case("gpt-4o-mini", 1_000_000, 500_000) == pytest.approx(0.15 + 0.30)
+    assert table.worst_case("my-local-model", 10, 10) is None
+    assert table.worst_case("scripted", 10**9, 10**9) == 0.0
 
 
 def test_embedding_cost() -> None:

@@ -20,9 +20,11 @@ CHAT_USAGE = {
 
 def test_token_usage_from_openai_and_add() -> None:
     usage = TokenUsage.from_openai(CHAT_USAGE)
-    assert usage == TokenUsage(prompt=100, completion=40, reasoning=16, total=140)
-    assert usage + usage == TokenUsage(200, 80, 32, 280)
+    assert usage == TokenUsage(prompt=100, completion=40, reasoning=16, total=140, cached_prompt=10)
+    assert usage + usage == TokenUsage(200, 80, 32, 280, 20)
     assert TokenUsage.from_openai(None) == TokenUsage()
+    # The round trip through an OpenAI usage object keeps the cached and reasoning tokens.
+    assert TokenUsage.from_openai(usage.to_openai()) == usage
 
 
 def test_record_call_and_error() -> None:
@@ -38,7 +40,7 @@ def test_record_call_and_error() -> None:
         cached=False,
         test_double=True,
     )
-    acc.record_error(key, retries=3)
+    acc.record_error(key, retries=3, at_risk_usd=0.25)
     entry = acc.entries[key]
     assert (entry.calls, entry.cache_hits, entry.errors, entry.retries) == (2, 1, 1, 5)
     assert entry.prompt_tokens == 200 and entry.cached_prompt_tokens == 20
@@ -48,6 +50,8 @@ def test_record_call_and_error() -> None:
     assert totals.embedding_tokens == 7 and totals.unknown_cost_calls == 1
     assert totals.test_double_calls == 1
     assert acc.spent_usd() == 0.5
+    # What failed attempts may have cost is at risk: charged against the budget, never spent.
+    assert entry.at_risk_usd == 0.25 and acc.charged_usd() == 0.75
 
 
 counters = st.builds(
@@ -59,6 +63,7 @@ counters = st.builds(
     completion_tokens=st.integers(0, 10**9),
     embedding_tokens=st.integers(0, 10**9),
     cost_usd=st.floats(0, 1e3, allow_nan=False),
+    at_risk_usd=st.floats(0, 1e3, allow_nan=False),
     unknown_cost_calls=st.integers(0, 100),
 )
 keys = st.builds(UsageKey, st.sampled_from(["gpt-5", "scripted"]), st.sampled_from(["", "agent"]))

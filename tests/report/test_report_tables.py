@@ -39,22 +39,31 @@ def test_summary_scores_table_per_environment(rendered_run: tuple[Path, Rendered
         "g_memory",
         "trajectory_retrieval",
     ]
-    # design | n | success % | interval | difference | its interval | p | test | errors
-    assert baba["no_memory"] == ["16", "25.0", "[10.2, 49.5]", "-", "-", "-", "-", "0"]
+    # design | tasks x repeats | episodes | n_eff | success % | interval | n* | difference |
+    # its interval | p | p (Holm) | test | MDE | errors. No Memory: 2 of 8 tasks, n* = 8
+    # (test_stats_by_hand.py: Wilson(0.25, 8) = [7.1, 59.1]); no digests in this old run: '-'.
+    assert baba["no_memory"] == [
+        "8x2", "16", "-", "25.0", "[7.1, 59.1]", "8", "-", "-", "-", "-", "-", "76.7", "0",
+    ]  # fmt: skip
+    # Holm over the four designs: 0.5 * 4 = 2 -> 1. MDE from the paired task differences:
+    # (t(7, .975) + t(7, .80)) * 0.1636634 = (2.364624 + 0.896042) * 0.1636634 = 0.5336.
     assert baba["flaky_goto"] == [
         *FLAKY_ROW[1:],
-        "exact sign-flip (4 of 16 pairs differ)",
-        "6",
+        "1",
+        "exact sign-flip (2 of 8 tasks differ)",
+        "53.4",
+        "6: design 6",
     ]
-    assert baba["g_memory"][3:7] == [
+    assert baba["g_memory"][6:11] == [
         "+0.0",
         "[0.0, 0.0]",
         "1",
-        "all differences zero (0 of 16 pairs differ)",
+        "1",
+        "all differences zero (0 of 8 tasks differ)",
     ]
     mini = markdown_rows(summary, "### minihack: success")
-    assert mini["no_memory"][:3] == ["16", "12.5", "[3.5, 36.0]"]
-    assert "95% interval: Wilson" in summary
+    assert mini["no_memory"][:5] == ["8x2", "16", "-", "12.5", "[2.2, 47.1]"]
+    assert "95% interval: Wilson at the effective number of episodes n*" in summary
 
 
 def test_summary_costs_and_memory_calls(rendered_run: tuple[Path, Rendered]) -> None:
@@ -76,8 +85,8 @@ def test_summary_costs_and_memory_calls(rendered_run: tuple[Path, Rendered]) -> 
     )
     assert len(episodes) == 16 and round(total / 16) == 15957
     g_memory = costs["g_memory"]  # the first (babaisai) row of the design
-    assert g_memory[:6] == ["babaisai", "15957", "0.00000", "1%", "1328", "0"]
-    assert costs["trajectory_retrieval"][4] == "3811"  # mean retrieved memory characters
+    assert g_memory[:7] == ["babaisai", "15957", "0.00000", "0.00000", "1%", "1328", "0"]
+    assert costs["trajectory_retrieval"][5] == "3811"  # mean retrieved memory characters
     assert "these dollars are not LLM prices" in summary
     calls = markdown_rows(summary, "### Memory calls", key_column=1)
     # g_memory: 23 chat and 8 embedding calls over 8 collection updates; one embedding per
@@ -113,7 +122,9 @@ def test_terminal_table_keeps_its_shape() -> None:
     lines = terminal_lines(stored_results())
     assert "SCRIPTED TEST DOUBLE" in lines[0]
     flaky = next(line for line in lines if "babaisai" in line and "flaky_goto" in line)
-    assert re.search(r"0\.0 \[0\.0, 19\.4\]\s+-25\.0 \[-48\.8, -1\.2\] p=0\.125", flaky)
+    assert re.search(r"8x2\s+-\s+0\.0 \[0\.0, 32\.4\]\s+-25\.0 \[-63\.7, 13\.7\] p=0\.5\s", flaky)
+    assert re.search(r"p=0\.5\s+1\s+53\.4\s", flaky)  # Holm p, MDE
+    assert flaky.rstrip().endswith("6: design 6")
     assert lines[-1] == "LLM calls in deployment: 1512, answered from cache: 8"
 
 
@@ -123,8 +134,8 @@ def test_rows_are_paired_on_task_seed_and_repeat() -> None:
     results["episodes"].reverse()
     flaky = next(r for r in aggregate(results) if r.design == "flaky_goto" and r.env == "babaisai")
     assert flaky.versus_baseline is not None
-    assert flaky.versus_baseline.p_value == pytest.approx(0.125)
-    assert flaky.versus_baseline.nonzero == 4
+    assert flaky.versus_baseline.p_value == pytest.approx(0.5)
+    assert (flaky.versus_baseline.nonzero, flaky.versus_baseline.clusters) == (2, 8)
 
 
 def test_progression_environment_gets_a_t_interval_and_its_name() -> None:
@@ -152,13 +163,13 @@ def test_progression_environment_gets_a_t_interval_and_its_name() -> None:
     }
     (scores,) = [t for t in report_tables(results) if t.key == "scores-textworld"]
     assert scores.title == "textworld: progression"
-    assert scores.headers[2] == "progression %"
+    assert scores.headers[4] == "progression %"
     rows = dict(zip(scores.row_keys, scores.rows, strict=True))
     # no_memory: mean 0.4, se 0.11547, t(2) = 4.3027 -> [-0.0968, 0.8968]
-    assert rows["no_memory"][1:4] == ["3", "40.0", "[-9.7, 89.7]"]
+    assert rows["no_memory"][1:6] == ["3x1", "3", "-", "40.0", "[-9.7, 89.7]"]
     # mine - no_memory = 0.2, 0, 0.4: mean 0.2; 2 non-zero -> 4 sign patterns, |sum| >= 0.6
     # for ++ and -- only: p = 0.5.
-    assert rows["mine"][4] == "+20.0" and rows["mine"][6] == "0.5"
+    assert rows["mine"][7] == "+20.0" and rows["mine"][9] == "0.5"
     assert "Student t" in scores.note
 
 
@@ -173,7 +184,7 @@ def test_cli_rerenders_every_report_into_out(
         assert f"wrote {out / name}" in printed
         assert (out / name).stat().st_size > 1000
         assert not (run / name).exists()  # the run directory is left as it was
-    assert "flaky_goto" in printed and "p=0.125" in printed
+    assert "flaky_goto" in printed and "p=0.5" in printed
 
 
 def test_session_finish_keeps_results_when_rendering_fails(
@@ -191,7 +202,7 @@ def test_session_finish_keeps_results_when_rendering_fails(
         started=0.0,
     )
     results = stored_results()
-    monkeypatch.setattr(services, "results_document", lambda *args: results)
+    monkeypatch.setattr(services, "results_document", lambda *args, **kwargs: results)
 
     def broken(*args: object, **kwargs: object) -> Rendered:
         raise RuntimeError("disk full <simulated>")
@@ -221,7 +232,7 @@ def test_session_finish_writes_every_report(
         started=0.0,
     )
     results = stored_results()
-    monkeypatch.setattr(services, "results_document", lambda *args: results)
+    monkeypatch.setattr(services, "results_document", lambda *args, **kwargs: results)
     lines = services.finish([], {}, [])
     assert lines[-1] == f"report: {run_dir / 'summary.md'} and {run_dir / 'report.html'}"
     for name in ("results.json", "summary.md", "success_vs_cost.png", "report.html"):
@@ -260,5 +271,5 @@ def test_without_no_memory_there_is_no_paired_difference() -> None:
     results = stored_results()
     results["episodes"] = [e for e in results["episodes"] if e["design"] != "no_memory"]
     (scores,) = [t for t in report_tables(results) if t.key == "scores-babaisai"]
-    assert all(row[4:8] == ["-", "-", "-", "-"] for row in scores.rows)
+    assert all(row[7:12] == ["-", "-", "-", "-", "-"] for row in scores.rows)
     assert "No no_memory episodes in this environment: no paired differences." in scores.note

@@ -64,6 +64,29 @@ def test_reward_is_measured_on_the_heldout_tasks_only_when_asked() -> None:
     assert reward_of(results, "missing") is None
 
 
+def test_reward_interval_takes_the_task_as_the_unit() -> None:
+    # Two tasks, three identical repeats each: task a always won, task b never. Repeats add
+    # nothing, so the interval is Wilson at n* = k = 2 tasks (p = 0.5): z = 1.96, z^2 = 3.8415,
+    # centre = (0.5 + 3.8415/4) / (1 + 3.8415/2) = 0.5, half = 1.96 * sqrt(0.25/2 + 3.8415/16)
+    # / 2.9207 = 0.4053, so [0.0947, 0.9053]; six independent episodes would give [0.188, 0.812].
+    results = {
+        "episodes": [
+            episode("d", task, score, repeat=r)
+            for task, score in (("a", 1.0), ("b", 0.0))
+            for r in range(3)
+        ]
+    }
+    reward = reward_of(results, "d")
+    assert reward is not None and reward.mean == pytest.approx(0.5) and reward.n == 6
+    assert (reward.low, reward.high) == pytest.approx((0.0947, 0.9053), abs=1e-3)
+
+
+def test_an_episode_without_a_score_counts_as_zero() -> None:
+    failed = {**episode("d", "b", 0.0), "score": None, "error": "design error: boom"}
+    reward = reward_of({"episodes": [episode("d", "a", 1.0), failed]}, "d")
+    assert reward is not None and reward.mean == pytest.approx(0.5) and reward.n == 2
+
+
 def test_two_environments_average_their_means() -> None:
     results = {
         "episodes": [

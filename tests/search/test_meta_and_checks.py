@@ -83,6 +83,29 @@ def test_an_invalid_analysis_is_re_asked_with_the_error_then_accepted() -> None:
     assert meta.spend.cost_usd == pytest.approx(2 * (100 * 10 + 50 * 20) / 1e6)
 
 
+@dataclass
+class SnapshotClient:
+    """Answers as OpenAI does when asked for an alias: the reply names the dated snapshot."""
+
+    usage: TokenUsage
+
+    async def chat(self, messages: Sequence[dict[str, str]], **kw: Any) -> ChatReply:
+        return ChatReply(
+            json.dumps(GOOD), self.usage, False, "gpt-4o-2024-05-13", requested_model="gpt-4o"
+        )
+
+
+def test_a_meta_call_is_priced_as_requested_with_cached_input_at_the_cached_rate() -> None:
+    # Asked for gpt-4o ($2.50 in, $1.25 cached, $10 out per 1M); answered by the dated snapshot
+    # gpt-4o-2024-05-13, which lists at $5 / $15 with no cached rate. The call bills as gpt-4o.
+    usage = TokenUsage(prompt=1000, completion=100, reasoning=0, total=1100, cached_prompt=400)
+    meta = MetaAgent(client=SnapshotClient(usage), envs=["babaisai"])  # type: ignore[arg-type]
+    analyse(meta)
+    assert meta.spend.unknown_price_calls == 0
+    # 600 uncached at 2.50 + 400 cached at 1.25 + 100 out at 10.00 (by hand).
+    assert meta.spend.cost_usd == pytest.approx((600 * 2.50 + 400 * 1.25 + 100 * 10.00) / 1e6)
+
+
 def test_an_analysis_that_stays_invalid_fails_the_analysis_stage() -> None:
     meta, _ = agent(["{}"] * 3)
     with pytest.raises(MetaAgentError, match="required property") as info:
