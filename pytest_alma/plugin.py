@@ -445,12 +445,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     collector = session.config.pluginmanager.get_plugin("alma-results")
     if isinstance(collector, _ResultCollector):
         state.episodes.extend(collector.unreported_failures())
-    if state.services is not None and (state.episodes or state.collections):
+    partial_reason = _partial_reason(session, state)
+    # A session stopped before any episode finished still says so in a (partial) results.json.
+    stopped_early = partial_reason is not None and state.run_log is not None
+    if state.services is not None and (state.episodes or state.collections or stopped_early):
         state.summary_lines = state.services.finish(
             state.episodes,
             state.builds,
             list(state.collections.values()),
-            partial_reason=_partial_reason(session, state),
+            partial_reason=partial_reason,
         )
         if state.settings.search.enabled:
             _search_after_session(session, state)

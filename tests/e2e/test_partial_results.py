@@ -112,3 +112,34 @@ def test_a_complete_run_is_not_partial(project: pytest.Pytester) -> None:
     lines = [json.loads(line) for line in (run_dir / "episodes.jsonl").read_text().splitlines()]
     assert lines[0]["type"] == "run"
     assert sum(1 for r in lines if r["type"] == "episode") == len(results["episodes"]) == 4
+
+
+def test_sigterm_before_any_episode_still_says_the_run_is_partial(
+    project: pytest.Pytester,
+) -> None:
+    # 5 s per model call: no episode can finish before the signal.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *ARGS[:-1], "--alma-scripted-latency=5000"],
+        cwd=project.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list(
+            (project.path / "reports").glob("*/episodes.jsonl")
+        ):
+            time.sleep(0.05)
+        time.sleep(1.0)  # items are running (waiting on the model) by now
+        assert _journal_episodes(project.path / "reports") == 0
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    run_dir = _run_dir(project)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["partial"] is True and "SIGTERM" in results["partial_reason"]
+    assert results["episodes"] == []
+    assert "PARTIAL" in (run_dir / "summary.md").read_text()
