@@ -74,6 +74,10 @@ class SessionState:
         self.failure_details: dict[str, ItemFailure] = {}
         #: Items whose reports carried episode records (the others get failure records).
         self.items_with_episodes: set[str] = set()
+        #: Node ids of the selected items (from the workers' collections under xdist) and of
+        #: the items that reported: a selected item that never reported never ran.
+        self.selected_items: set[str] = set()
+        self.reported_items: set[str] = set()
         self.summary_lines: list[str] = []
         self.run_log: RunLog | None = None
         #: Set when SIGTERM stopped the session (results are then partial).
@@ -274,6 +278,10 @@ class _XdistHooks:
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput[WORKERINPUT_KEY] = self.state.harness_config
 
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        # Every worker collects (and deselects) the same items; the controller collects none.
+        self.state.selected_items.update(ids)
+
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.suffix != ".py" or file_path.name.startswith("_"):
@@ -321,7 +329,12 @@ class _ResultCollector:
             text = report.longreprtext.strip() or f"the item failed in its {report.when} phase"
             self.state.failure_details[report.nodeid] = ItemFailure(clip(text), "harness")
 
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # Without xdist the controller runs the items itself (under xdist it collects none).
+        self.state.selected_items.update(item.nodeid for item in session.items)
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.state.reported_items.add(report.nodeid)
         if report.when != "call":
             # user_properties ride on the setup, call and teardown reports alike: read one.
             if report.failed:
@@ -469,6 +482,15 @@ def _partial_reason(session: pytest.Session, state: SessionState) -> str | None:
     stopped = session.shouldfail or session.shouldstop
     if stopped:
         return f"the session stopped early ({stopped}): only the episodes that ran are counted"
+    never_ran = state.selected_items - state.reported_items
+    if never_ran:
+        # xdist stops scheduling after too many crashed workers (--max-worker-restart); a
+        # design that crashes its workers must not make the rest of the run vanish silently.
+        return (
+            f"{len(never_ran)} of {len(state.selected_items)} selected items never ran (the "
+            "session stopped scheduling them, e.g. xdist's maximum of crashed workers was "
+            "reached; see --max-worker-restart): only the episodes that ran are counted"
+        )
     return None
 
 

@@ -109,3 +109,21 @@ def test_a_design_whose_build_fails_is_a_row_of_failures(project: pytest.Pyteste
     # No snapshot (nor its side file) was stored for the failed build.
     sides = (project.path / ".alma" / "memory").glob("*.json")
     assert not [p for p in sides if '"design": "bad_build"' in p.read_text()]
+
+
+def test_items_that_never_ran_after_crashed_workers_make_the_run_partial(
+    project: pytest.Pytester,
+) -> None:
+    # xdist stops scheduling once more workers crashed than --max-worker-restart allows: the
+    # items it never ran must not vanish from a run that says it is complete.
+    (project.path / "designs" / "always_crashes.py").write_text(_variant("_os._exit(1)"))
+    source = (project.path / "designs" / "always_crashes.py").read_text()
+    (project.path / "designs" / "always_crashes.py").write_text(
+        source.replace("        if _broken(task):\n", "        if True:\n")
+    )
+    project.runpytest_subprocess(
+        *ARGS, "-n", "2", "-p", "no:randomly", "--max-worker-restart=1", timeout=240
+    )
+    data = results_of(project)
+    assert data["partial"] is True, data["partial_reason"]
+    assert "never ran" in data["partial_reason"] and "--max-worker-restart" in data["partial_reason"]
