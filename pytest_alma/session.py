@@ -169,6 +169,8 @@ class ControllerServices:
         if settings.faults and not test_double:
             raise SettingsError("--alma-faults only applies to the scripted model")
         prices_path = _checked_price_file(settings.prices, rootdir)
+        if settings.budget_usd is not None and not test_double:
+            _check_priced_under_budget(settings, model, prices_path)
         gateway = GatewayProcess(
             upstream_base_url=upstream_url,
             upstream_api_key=api_key,
@@ -384,6 +386,25 @@ class ControllerServices:
             "collection": sorted(collection, key=lambda c: c["task"]["task_id"]),
             "episodes": order_episodes(episodes),
         }
+
+
+def _check_priced_under_budget(settings: AlmaSettings, model: str, prices: str | None) -> None:
+    """Under a budget, the agent's and the meta-agent's models must have a price: otherwise every
+    call would be refused by the gateway (it prices each call before sending it), so say so now,
+    as a usage error, instead of failing every episode. Models a design names are checked per
+    call by the gateway."""
+    from pytest_alma.llm.budget import unknown_price_message
+    from pytest_alma.llm.models import parse_model
+    from pytest_alma.llm.pricing import PriceTable
+
+    table = PriceTable.default() if prices is None else PriceTable.default().with_overrides(prices)
+    wanted = [model]
+    if settings.search.enabled and settings.search.meta_model:
+        wanted.append(settings.search.meta_model)
+    for spec in wanted:
+        name = parse_model(spec).name
+        if name not in table:
+            raise SettingsError(f"no episode was started: {unknown_price_message(name)}")
 
 
 def _checked_price_file(path: str | None, rootdir: Path) -> str | None:

@@ -126,4 +126,5 @@ def test_items_that_never_ran_after_crashed_workers_make_the_run_partial(
     )
     data = results_of(project)
     assert data["partial"] is True, data["partial_reason"]
-    assert "never ran" in data["partial_reason"] and "--max-worker-restart" in data["partial_reason"]
+    reason = data["partial_reason"]
+    assert "never ran" in reason and "--max-worker-restart" in reason

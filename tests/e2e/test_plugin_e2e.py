@@ -128,3 +128,21 @@ def test_help_lists_every_option_without_crashing(pytester: pytest.Pytester) -> 
     assert "--alma-regression-threshold" in out
     assert "mean:5%" in out
     assert "--alma-max-tokens" in out and "--alma-meta-max-tokens" in out
+
+
+def test_an_unpriced_model_under_a_budget_is_a_usage_error_before_any_episode(
+    project: pytest.Pytester,
+) -> None:
+    # The gateway would refuse every call (each is priced before it is sent): say so at once.
+    # (Port 9 on loopback: nothing is ever sent there, the session stops before the gateway.)
+    args = ["--alma-model=my-local-model", "--alma-base-url=http://127.0.0.1:9/v1"]
+    result = project.runpytest_subprocess(*args, "--alma-budget-usd=1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*'my-local-model' has no known price*--alma-prices=FILE*"])
+    assert not (project.path / "reports").exists()
+    prices = project.path / "prices.json"
+    prices.write_text('{"my-local-model": {"input": 0, "output": 0}}')
+    priced = project.runpytest_subprocess(
+        *args, "--alma-budget-usd=1", f"--alma-prices={prices}", "--collect-only"
+    )
+    assert priced.ret == pytest.ExitCode.OK, priced.stderr.str()
