@@ -2,19 +2,31 @@
 
 The child prints one line (its address, and anything else the parent needs) when it is ready,
 then serves until its standard input closes. Closing stdin is how the parent stops it, and a
-killed parent closes it too, so a child never outlives its session.
+killed parent closes it too, so a child never outlives its session. Before that, the parent may
+write the child something private on its stdin (the gateway's API key: see
+:mod:`pytest_alma.llm.key_handoff`), which, unlike the command line and the environment, no
+other process can read.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO
+
+from pytest_alma.llm.key_handoff import child_environment
 
 
 class ChildService:
-    """Start ``python -m <module> <args>``, read its ready line, and stop it on request."""
+    """Start ``python -m <module> <args>``, read its ready line, and stop it on request.
+
+    ``env``: the child's environment; by default this process's environment without anything
+    that holds or looks like a credential (``child_environment`` in
+    :mod:`pytest_alma.llm.key_handoff`), so that no child shows a key in ``/proc/<pid>/environ``.
+    """
 
     def __init__(
         self,
@@ -26,15 +38,25 @@ class ChildService:
         self.module = module
         self.args = list(args)
         self.what = what
-        self.env = dict(env) if env is not None else None
+        self.env = dict(env) if env is not None else child_environment(os.environ)
         self._proc: subprocess.Popen[str] | None = None
 
     @property
     def running(self) -> bool:
+        """Whether the child was started and not stopped."""
         return self._proc is not None
 
-    def start(self) -> list[str]:
-        """Spawn the child and return the fields of its ready line (the first is a URL)."""
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs (``None`` otherwise)."""
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self, handoff: Callable[[IO[str]], None] | None = None) -> list[str]:
+        """Spawn the child and return the fields of its ready line (the first is a URL).
+
+        ``handoff``, if given, writes to the child's stdin first (the child reads it before it
+        announces itself); stdin stays open afterwards, since closing it stops the child.
+        """
         self._proc = subprocess.Popen(
             [sys.executable, "-m", self.module, *self.args],
             stdin=subprocess.PIPE,
@@ -43,7 +65,11 @@ class ChildService:
             text=True,
             env=self.env,
         )
-        assert self._proc.stdout is not None
+        assert self._proc.stdout is not None and self._proc.stdin is not None
+        if handoff is not None:
+            # A child that died before reading it breaks the pipe: its stderr (below) says why.
+            with contextlib.suppress(BrokenPipeError):
+                handoff(self._proc.stdin)
         fields = self._proc.stdout.readline().split()
         if not fields or not fields[0].startswith("http://127.0.0.1:"):
             self._proc.kill()

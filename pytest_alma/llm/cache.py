@@ -112,7 +112,8 @@ class ResponseCache:
     """A response cache with four modes.
 
     * ``"rw"`` (default): hits are served, misses go upstream and successful replies are stored.
-    * ``"ro"``: hits are served, misses go upstream, nothing is stored.
+    * ``"ro"``: hits are served, misses go upstream, nothing is stored; the file is opened
+      read-only (SQLite refuses writes on the connection).
     * ``"replay"``: hits are served, a miss raises :class:`CacheMissError` (deterministic CI).
     * ``"off"``: no lookups, no stores, no file.
 
@@ -155,10 +156,11 @@ class ResponseCache:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a store is exactly one
         # transaction and nothing is left open between calls.
         conn = sqlite3.connect(
-            self.path,
+            self._database(),
             timeout=self._busy_timeout_s,
             isolation_level=None,
             check_same_thread=False,
+            uri=self.mode == "ro",
         )
         conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_s * 1000)}")
         if self.mode == "rw":
@@ -170,6 +172,18 @@ class ResponseCache:
             conn.execute(_SCHEMA)
         self._local.conn = conn
         return conn
+
+    def _database(self) -> str | Path:
+        """What to open: the path, or for mode ``"ro"`` a read-only URI of it.
+
+        Mode ``"ro"`` is what workers (and so the code of designs) get: SQLite itself refuses
+        every write on that connection, so nothing that reaches it can store a reply. It still
+        reads a WAL database while the gateway's writer has it open. ``as_uri`` percent-quotes
+        the path, so names with ``?``, ``#`` or ``%`` cannot inject URI parameters.
+        """
+        if self.mode == "ro":
+            return self.path.resolve().as_uri() + "?mode=ro"
+        return self.path
 
     def key(self, endpoint: str, body: Mapping[str, Any], namespace: str = "") -> str:
         """Same as :func:`cache_key`."""

@@ -8,8 +8,8 @@ transaction, so under load many replies share a commit.
 
 Replies that are queued but not yet committed are still answered: :meth:`CacheWriter.pending`
 looks them up, so a repeat of a call never goes upstream twice. It also keeps the last few
-hundred committed replies: a client that missed in the cache file just before a commit sends
-the gateway its key, and the gateway (which then skips its own file lookup) still finds them.
+hundred committed replies, so the gateway finds a reply that was committed between its lookup
+here and its lookup in the file (it computes every key itself; clients never send one).
 If the process is killed before a commit, those replies are simply not cached (the file stays
 consistent, as with any interrupted transaction); :meth:`close` commits everything left.
 """
@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 
 _STOP = object()
 
-#: Committed replies kept in memory for :meth:`CacheWriter.pending` (the race window between a
-#: client's own cache lookup and the gateway's answer spans a few commits at most).
+#: Committed replies kept in memory for :meth:`CacheWriter.pending` (repeats of a call come soon
+#: after it, so the last few commits answer them without a file lookup).
 RECENT_COMMITTED = 256
 
 

@@ -50,9 +50,6 @@ from pytest_alma.llm.models import ModelSpec, parse_model
 _CACHE_HEADER = "x-alma-cache"
 _TAG_HEADER = "x-alma-tag"
 _SCOPE_HEADER = "x-alma-scope"
-# Sent with a call the client already looked up in the cache and missed: the gateway then uses
-# this key instead of re-serialising the body, and skips its own lookup (see Gateway).
-_KEY_HEADER = "x-alma-cache-key"
 # OpenAI's reasoning models (o-series, gpt-5) reject max_tokens and want max_completion_tokens,
 # which also caps their reasoning tokens; other OpenAI models accept both. OpenAI-compatible
 # servers (vLLM, Ollama, llama.cpp, LM Studio) all accept max_tokens, not all the newer name, so
@@ -162,7 +159,8 @@ class LLMClient:
 
     Args:
         base_url: the gateway's ``.../v1`` URL (``Gateway.url``).
-        token: the gateway's session token (``Gateway.token``).
+        token: a gateway session token of any scope (``Gateway.token``, a worker token, or a
+            ``design:<name>`` token, whose calls the gateway books to that design).
         model: a model spec, ``"name"`` or ``"name/effort"`` (e.g. ``"gpt-5-nano/low"``).
         temperature: default sampling temperature (``None``: the server's default).
         seed: sent with every chat call (``None``: not sent).
@@ -281,7 +279,7 @@ class LLMClient:
         tag = tag or self.tag
         started = time.perf_counter()
         key = self._cache_key("chat/completions", params)
-        raw = self._from_cache(key) or await self._call("/chat/completions", params, tag, key)
+        raw = self._from_cache(key) or await self._call("/chat/completions", params, tag)
         data = self._json(raw.content)
         try:
             text = data["choices"][0]["message"].get("content") or ""
@@ -314,7 +312,7 @@ class LLMClient:
         # base64 is the SDK's own default wire format: 4 bytes per float instead of ~20 chars.
         params: dict[str, Any] = {"model": model, "input": list(texts), "encoding_format": "base64"}
         key = self._cache_key("embeddings", params)
-        raw = self._from_cache(key) or await self._call("/embeddings", params, tag, key)
+        raw = self._from_cache(key) or await self._call("/embeddings", params, tag)
         data = self._json(raw.content)
         try:
             rows = sorted(data["data"], key=lambda row: int(row.get("index", 0)))
@@ -368,7 +366,8 @@ class LLMClient:
         A cache hit needs no model and no key, so it skips the hop to the gateway: measured on
         a cached re-run at 16 workers, that hop (about 0.8 ms of CPU per call across client and
         gateway) was most of the run. Misses, and every call in cache mode ``off``, go to the
-        gateway, which also serves replay-only misses as errors.
+        gateway, which also serves replay-only misses as errors. The gateway looks a miss up
+        again under the key it computes itself (it never trusts a key sent by a client).
         """
         if self._cache is None or key is None:
             return None
@@ -377,13 +376,11 @@ class LLMClient:
             return None
         return _RawReply(entry.body, {_CACHE_HEADER: "hit"})
 
-    async def _call(
-        self, path: str, params: dict[str, Any], tag: str, key: str | None
-    ) -> _RawReply:
+    async def _call(self, path: str, params: dict[str, Any], tag: str) -> _RawReply:
         # The body is serialised once; the gateway forwards these bytes upstream unchanged.
         content = json.dumps(params, ensure_ascii=False).encode("utf-8")
         url = self.base_url.rstrip("/") + path
-        headers = {_TAG_HEADER: tag, **({_KEY_HEADER: key} if key is not None else {})}
+        headers = {_TAG_HEADER: tag}
         attempt = 0
         while True:
             try:

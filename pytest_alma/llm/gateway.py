@@ -1,13 +1,18 @@
 """The session gateway: an OpenAI-compatible proxy on 127.0.0.1 that owns all model access.
 
-Workers, the agent and memory designs talk only to the gateway, with a per-session token. The
-gateway alone holds the real API key, the response cache, the concurrency limit, the token and
-dollar accounting and the budget (:mod:`pytest_alma.llm.budget`). The provider is reached through
-:mod:`pytest_alma.llm.upstream` (the ``openai`` SDK and its retries, with exponential backoff),
-which reports the retries of every call so that the gateway can charge the attempts a provider
-may bill. HTTP statuses it answers with, besides the upstream's successful replies:
+Workers, the agent and memory designs talk only to the gateway, with scoped session tokens (see
+:mod:`pytest_alma.llm.tokens`): the controller holds the admin token (:attr:`Gateway.token`),
+workers a worker token, and each design's code a ``design:<name>`` token whose calls the gateway
+books to that design whatever its headers say. The gateway alone holds the real API key, the
+response cache, the concurrency limit, the token and dollar accounting and the budget
+(:mod:`pytest_alma.llm.budget`). The provider is reached through :mod:`pytest_alma.llm.upstream`
+(the ``openai`` SDK and its retries, with exponential backoff), which reports the retries of
+every call so that the gateway can charge the attempts a provider may bill. HTTP statuses it
+answers with, besides the upstream's successful replies:
 
-* 401: missing or wrong session token.
+* 401: missing or unknown session token.
+* 403: a valid token whose scope does not allow the endpoint (``error.type``
+  ``permission_error``; the message names the scope needed).
 * 400: a request it cannot forward (not JSON, ``stream: true``).
 * 402: the dollar budget cannot cover the call's worst case (``error.type``
   ``alma_budget_exceeded``), or the budget is set and the model has no known price
@@ -18,16 +23,21 @@ may bill. HTTP statuses it answers with, besides the upstream's successful repli
 
 Every error response also carries ``x-should-retry: false`` for the same reason.
 
-Identical requests in flight (same cache key) share one upstream call (see
-:mod:`pytest_alma.llm.single_flight`); the followers are answered as cache hits.
+The gateway computes the cache key of every request itself, from the body it forwards; it never
+takes a key from a client (a client that could name the key could store a reply under another
+request's key and poison the cache). Identical requests in flight (same cache key) share one
+upstream call (see :mod:`pytest_alma.llm.single_flight`); the followers are answered as cache hits.
 
-Besides the model endpoints and ``GET /alma/stats``, two session controls serve the record and
-the regression gate (``--alma-record``, ``--alma-cache=replay-only``; see docs/ci.md):
+Model calls (``/v1/chat/completions``, ``/v1/embeddings``) accept every valid token. Everything
+else needs the admin token, except ``POST /alma/tokens`` (body ``{"scope": "..."}``), with which
+the admin token mints worker and design tokens and a worker token mints design tokens. Besides
+``GET /alma/stats``, two admin controls serve the record and the regression gate
+(``--alma-record``, ``--alma-cache=replay-only``; see docs/ci.md):
 
 * ``POST /alma/keys`` starts recording the cache keys of every call the gateway answers (hits
-  and upstream replies alike); from then on it also looks every call up in its own cache, since
-  the session's processes stop reading it directly. ``GET /alma/keys`` returns them (after
-  committing queued replies, so that each key's reply can be read from the cache file).
+  and upstream replies alike; the session's processes then stop reading the cache directly, so
+  every call reaches the gateway). ``GET /alma/keys`` returns them (after committing queued
+  replies, so that each key's reply can be read from the cache file).
 * ``POST /alma/replay`` (body: a replay file, see :mod:`pytest_alma.llm.replay`; cache mode
   ``replay`` only, once per gateway) makes that file the only source of replies: a call it lacks
   is a 424 ``alma_cache_miss`` that says how to re-record.
@@ -36,10 +46,7 @@ the regression gate (``--alma-record``, ``--alma-cache=replay-only``; see docs/c
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
-import re
-import secrets
 import threading
 from dataclasses import dataclass
 from functools import partial
@@ -62,14 +69,26 @@ from pytest_alma.llm.pricing import PriceTable
 from pytest_alma.llm.replay import Replay, ReplayError, decode_replay
 from pytest_alma.llm.scripted import SCRIPTED_FINGERPRINT
 from pytest_alma.llm.single_flight import SingleFlight
+from pytest_alma.llm.tokens import (
+    ADMIN,
+    DESIGN_PREFIX,
+    TokenAuthority,
+    TokenError,
+    check_scope,
+    design_name,
+    may_mint,
+)
 from pytest_alma.llm.upstream import Endpoint, Failure, Reply, Upstream
 
 CACHE_HEADER = "x-alma-cache"
 TAG_HEADER = "x-alma-tag"
 SCOPE_HEADER = "x-alma-scope"
-# A client that reads the cache itself sends the key of a request it looked up and missed.
-KEY_HEADER = "x-alma-cache-key"
-_KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
+#: The accounting tag of a design token's calls unless it sends a ``design.*`` tag.
+DESIGN_TAG = "design"
+_UNAUTHORISED = (
+    "missing or unknown gateway session token (send 'Authorization: Bearer <token>' with a "
+    "token this session's gateway issued)"
+)
 
 
 def _error(status: int, message: str, kind: str, code: str | None = None) -> web.Response:
@@ -141,8 +160,11 @@ class Gateway(LoopbackService):
         self.max_retries = max_retries
         self.timeout_s = timeout_s
         self._namespace = cache_namespace
-        self.token = secrets.token_urlsafe(32)
-        self._auth = f"Bearer {self.token}".encode()
+        # The secret behind every token lives only in this object (and so only in the gateway's
+        # process); the admin token is the controller's.
+        self._tokens = TokenAuthority()
+        #: The admin token: every endpoint, and minting worker and design tokens.
+        self.token = self._tokens.mint(ADMIN)
         self._accounting = Accounting()
         self._budget = (
             None if budget_usd is None else Budget(budget_usd, self._accounting.charged_usd)
@@ -171,6 +193,15 @@ class Gateway(LoopbackService):
     def url(self) -> str:
         """``http://127.0.0.1:PORT/v1``: the base URL clients use (only while running)."""
         return self.base_url
+
+    def mint(self, scope: str) -> str:
+        """A token of ``scope`` (``"worker"``, ``"design:<name>"`` or ``"admin"``) for this
+        gateway; see :mod:`pytest_alma.llm.tokens`.
+
+        Raises:
+            TokenError: ``scope`` is not a valid scope.
+        """
+        return self._tokens.mint(scope)
 
     def accounting(self) -> Accounting:
         """A snapshot of the usage counters."""
@@ -256,6 +287,7 @@ class Gateway(LoopbackService):
         app.router.add_get("/alma/keys", self._get_keys)
         app.router.add_post("/alma/keys", self._post_keys)
         app.router.add_post("/alma/replay", self._post_replay)
+        app.router.add_post("/alma/tokens", self._post_tokens)
         app.on_cleanup.append(self._close_upstream)
         return app
 
@@ -264,9 +296,28 @@ class Gateway(LoopbackService):
 
     # -- handlers --------------------------------------------------------------------------
 
-    def _authorised(self, request: web.Request) -> bool:
-        given = request.headers.get("Authorization", "").encode()
-        return hmac.compare_digest(given, self._auth)
+    def _token_scope(self, request: web.Request) -> str | None:
+        """The verified scope of the request's bearer token, or ``None``."""
+        kind, _, token = request.headers.get("Authorization", "").partition(" ")
+        if kind.lower() != "bearer":
+            return None
+        return self._tokens.verify(token.strip())
+
+    def _admin_only(self, request: web.Request) -> web.Response | None:
+        """The 401 or 403 reply to a request without the admin token; ``None`` if it has it."""
+        scope = self._token_scope(request)
+        if scope is None:
+            return _error(401, _UNAUTHORISED, "authentication_error")
+        if scope != ADMIN:
+            return _error(
+                403,
+                f"{request.method} {request.path} needs the gateway's admin token (scope "
+                f"'{ADMIN}'), which only the session controller holds; this token has scope "
+                f"{scope!r}",
+                "permission_error",
+                "insufficient_scope",
+            )
+        return None
 
     def _budget_error(self, model: str, worst_usd: float) -> _Shared:
         assert self._budget is not None
@@ -284,28 +335,28 @@ class Gateway(LoopbackService):
         return _Shared.failure(402, message, "alma_unknown_price", "unknown_price")
 
     async def _stats(self, request: web.Request) -> web.Response:
-        if not self._authorised(request):
-            return _error(401, "missing or wrong gateway session token", "authentication_error")
+        if (refused := self._admin_only(request)) is not None:
+            return refused
         # Off the loop: stats() waits for queued cache stores to commit.
         stats = await asyncio.get_running_loop().run_in_executor(None, self.stats)
         return web.json_response(stats)
 
     async def _get_keys(self, request: web.Request) -> web.Response:
-        if not self._authorised(request):
-            return _error(401, "missing or wrong gateway session token", "authentication_error")
+        if (refused := self._admin_only(request)) is not None:
+            return refused
         # Off the loop: served_keys() waits for queued cache stores to commit.
         keys = await asyncio.get_running_loop().run_in_executor(None, self.served_keys)
         return web.json_response({"keys": keys, "replay_misses": self._replay_misses})
 
     async def _post_keys(self, request: web.Request) -> web.Response:
-        if not self._authorised(request):
-            return _error(401, "missing or wrong gateway session token", "authentication_error")
+        if (refused := self._admin_only(request)) is not None:
+            return refused
         self.record_keys()
         return web.json_response({"recording": True})
 
     async def _post_replay(self, request: web.Request) -> web.Response:
-        if not self._authorised(request):
-            return _error(401, "missing or wrong gateway session token", "authentication_error")
+        if (refused := self._admin_only(request)) is not None:
+            return refused
         data = await request.read()
         source = request.headers.get("x-alma-replay-source", "the replay file")
         try:
@@ -317,18 +368,46 @@ class Gateway(LoopbackService):
             return _error(409, str(err), "alma_replay_error")
         return web.json_response({"calls": len(replay)})
 
+    async def _post_tokens(self, request: web.Request) -> web.Response:
+        holder = self._token_scope(request)
+        if holder is None:
+            return _error(401, _UNAUTHORISED, "authentication_error")
+        if design_name(holder) is not None:
+            return _error(
+                403,
+                f"a design token (scope {holder!r}) cannot mint tokens; POST /alma/tokens needs "
+                "a worker token (to mint design tokens) or the admin token",
+                "permission_error",
+                "insufficient_scope",
+            )
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if len(raw) <= 4096 else None
+            scope = body.get("scope") if isinstance(body, dict) else None
+            if not isinstance(scope, str):
+                raise TokenError('the body must be a JSON object {"scope": "..."}')
+            check_scope(scope)
+        except (json.JSONDecodeError, UnicodeDecodeError, TokenError) as err:
+            return _error(400, f"cannot mint a token: {err}", "invalid_request_error")
+        if not may_mint(holder, scope):
+            needed = (
+                "no token may mint an admin token (the gateway makes the only one)"
+                if scope == ADMIN
+                else f"minting a {scope!r} token needs the admin token (scope '{ADMIN}'); a "
+                f"{holder!r} token can only mint '{DESIGN_PREFIX}<name>' tokens"
+            )
+            return _error(403, needed, "permission_error", "insufficient_scope")
+        return web.json_response({"token": self._tokens.mint(scope), "scope": scope})
+
     def _served(self, key: str | None) -> None:
         if self._served_keys is not None and key is not None:
             with self._served_lock:
                 self._served_keys.add(key)
 
     async def _model_call(self, endpoint: Endpoint, request: web.Request) -> web.Response:
-        if not self._authorised(request):
-            return _error(
-                401,
-                "missing or wrong gateway session token (send 'Authorization: Bearer <token>')",
-                "authentication_error",
-            )
+        holder = self._token_scope(request)
+        if holder is None:
+            return _error(401, _UNAUTHORISED, "authentication_error")
         raw = await request.read()
         try:
             body = json.loads(raw)
@@ -341,21 +420,26 @@ class Gateway(LoopbackService):
                 400, "the alma gateway does not support streaming", "invalid_request_error"
             )
         model = str(body.get("model", ""))
-        key = UsageKey(
-            model, request.headers.get(TAG_HEADER, ""), request.headers.get(SCOPE_HEADER, "")
-        )
+        tag = request.headers.get(TAG_HEADER, "")
+        scope = request.headers.get(SCOPE_HEADER, "")
+        design = design_name(holder)
+        if design is not None:
+            # A design's own code holds this token: its calls are booked to it, whatever its
+            # headers claim, so it can neither charge the agent nor another design.
+            scope = design
+            if not tag.startswith(DESIGN_TAG + "."):
+                tag = DESIGN_TAG
+        key = UsageKey(model, tag, scope)
         embedding = endpoint == "embeddings"
 
         cache_key: str | None = None
         if self.cache.reads:
-            # A session client that has just missed in the cache sends the key it looked up:
-            # using it saves re-serialising the body, and (except in replay mode, where the
-            # miss must become an error here) the second lookup. Replies stored since the
-            # client's lookup are still found among those queued for the cache or committed
-            # last (CacheWriter.pending), and identical calls in flight share one upstream call.
-            client_key = request.headers.get(KEY_HEADER, "")
-            checked = _KEY_PATTERN.fullmatch(client_key) is not None
-            cache_key = client_key if checked else self.cache.key(endpoint, body, self._namespace)
+            # Always computed here from the body forwarded upstream, never taken from the
+            # client: a key chosen by the client would let it store this reply under another
+            # request's key (cache poisoning). Replies not yet committed to the file are found
+            # among those queued for the cache or committed last (CacheWriter.pending), and
+            # identical calls in flight share one upstream call.
+            cache_key = self.cache.key(endpoint, body, self._namespace)
             try:
                 if self._replay is not None:
                     entry = self._replay.get(cache_key)
@@ -368,10 +452,7 @@ class Gateway(LoopbackService):
                         )
                 else:
                     entry = self._writer.pending(cache_key) if self._writer else None
-                    # While recording, clients do not read the cache themselves (their "miss"
-                    # says nothing), so the gateway looks every call up.
-                    lookup = not checked or self.cache.mode == "replay"
-                    if entry is None and (lookup or self._served_keys is not None):
+                    if entry is None:
                         entry = self.cache.get(cache_key)
             except CacheMissError as err:
                 self._accounting.record_error(key)

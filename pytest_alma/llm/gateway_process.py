@@ -2,11 +2,16 @@
 
 In the controller, the gateway's thread shares the GIL with xdist's event loop: measured at 16
 workers, calls waited for the GIL several times each (about 10 to 15 ms added per call even with
-a 0.5 ms switch interval). A child process gives the gateway its own interpreter. The real API
-key reaches the child through its environment (never its command line, which other users of the
-machine can read), and the child serves until its standard input closes, so it also ends when the
-session is killed. Its first line of output is ``URL TOKEN``; :meth:`GatewayProcess.accounting`
-reads the usage counters back over ``GET /alma/stats``.
+a 0.5 ms switch interval). A child process gives the gateway its own interpreter.
+
+The real API key reaches the child over its standard input, as the first line (see
+:mod:`pytest_alma.llm.key_handoff`): never on its command line or in its environment, which
+other processes (designs' among them) can read in ``/proc``. The child starts with the parent's
+environment minus every credential-looking variable and the upstream URL variables. It serves
+until its standard input closes, so it also ends when the session is killed. Its first line of
+output is ``URL TOKEN`` (the admin token); :meth:`GatewayProcess.mint` gets worker and design
+tokens, and :meth:`GatewayProcess.accounting` reads the usage counters back over
+``GET /alma/stats``.
 """
 
 from __future__ import annotations
@@ -20,12 +25,17 @@ from typing import IO, Any
 
 from pytest_alma.llm._child import ChildService, announce_and_wait
 from pytest_alma.llm.accounting import Accounting
-
-KEY_ENV = "ALMA_GATEWAY_UPSTREAM_KEY"
+from pytest_alma.llm.key_handoff import child_environment, receive_key, send_key
+from pytest_alma.llm.tokens import mint_token
 
 
 class GatewayProcess:
-    """Start, address, query and stop a gateway running in a child process."""
+    """Start, address, query and stop a gateway running in a child process.
+
+    ``upstream_base_url`` and ``upstream_api_key`` default (``None``) to ``OPENAI_BASE_URL`` and
+    ``OPENAI_API_KEY`` of this process, as the SDK would read them: the child does not inherit
+    those variables. :attr:`token` is the admin token; :meth:`mint` makes the others.
+    """
 
     def __init__(
         self,
@@ -53,6 +63,12 @@ class GatewayProcess:
             "--timeout",
             str(timeout_s),
         ]
+        # Resolved here, as the SDK would resolve them in the child, whose environment no longer
+        # has these variables (see child_environment).
+        if upstream_base_url is None:
+            upstream_base_url = os.environ.get("OPENAI_BASE_URL") or None
+        if upstream_api_key is None:
+            upstream_api_key = os.environ.get("OPENAI_API_KEY")
         if upstream_base_url:
             args += ["--upstream-url", upstream_base_url]
         if budget_usd is not None:
@@ -61,21 +77,40 @@ class GatewayProcess:
             args += ["--prices", prices_path]
         if cache_namespace:
             args += ["--cache-namespace", cache_namespace]
-        env = dict(os.environ)
-        if upstream_api_key is not None:
-            env[KEY_ENV] = upstream_api_key
+        env = child_environment(os.environ, upstream_api_key)
         self._child = ChildService(__name__, args, "LLM gateway", env=env)
+        self._key = upstream_api_key  # kept only until the child has it
         self.url = ""
+        #: The admin token (the controller's): every endpoint. Workers get :meth:`mint` tokens.
         self.token = ""
 
     def start(self) -> GatewayProcess:
-        """Spawn the child and wait for its address and token."""
-        fields = self._child.start()
+        """Spawn the child, hand it the key over its stdin, wait for its address and token."""
+        key, self._key = self._key, None
+        fields = self._child.start(lambda stdin: send_key(stdin, key))
         if len(fields) != 2:
             self._child.stop()
             raise RuntimeError(f"the LLM gateway process printed {fields!r}, expected URL TOKEN")
         self.url, self.token = fields
         return self
+
+    @property
+    def pid(self) -> int | None:
+        """The gateway child's process id while it runs (``None`` otherwise)."""
+        return self._child.pid
+
+    def mint(self, scope: str) -> str:
+        """A token of ``scope`` (``"worker"`` or ``"design:<name>"``), minted by the child with
+        the admin token (see :mod:`pytest_alma.llm.tokens`).
+
+        Raises:
+            TokenError: ``scope`` is not a valid scope.
+            PermissionError: the gateway refused (``"admin"`` cannot be minted).
+            RuntimeError: the gateway is not running.
+        """
+        if not self.url:
+            raise RuntimeError("the LLM gateway process is not running; call start() first")
+        return mint_token(self.url, self.token, scope)
 
     def stats(self) -> dict[str, Any]:
         """The gateway's ``/alma/stats`` document (accounting, cache counters, spend)."""
@@ -96,12 +131,15 @@ def gateway_stats(url: str, token: str) -> dict[str, Any]:
     request = urllib.request.Request(  # loopback only: a URL a gateway child printed
         f"{base}/alma/stats", headers={"Authorization": f"Bearer {token}"}
     )
-    with urllib.request.urlopen(request, timeout=30) as response:
+    # No proxies: an http_proxy variable must never route loopback traffic (and the admin token)
+    # elsewhere.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=30) as response:
         data: dict[str, Any] = json.loads(response.read())
     return data
 
 
-def _serve(args: argparse.Namespace, stdin: IO[str]) -> None:
+def _serve(args: argparse.Namespace, key: str | None, stdin: IO[str]) -> None:
     from pytest_alma.llm.cache import ResponseCache
     from pytest_alma.llm.gateway import Gateway
     from pytest_alma.llm.pricing import PriceTable
@@ -111,7 +149,7 @@ def _serve(args: argparse.Namespace, stdin: IO[str]) -> None:
         prices = prices.with_overrides(args.prices)
     gateway = Gateway(
         upstream_base_url=args.upstream_url,
-        upstream_api_key=os.environ.get(KEY_ENV),
+        upstream_api_key=key,
         cache=ResponseCache(args.cache_path, mode=args.cache_mode),
         budget_usd=args.budget_usd,
         max_concurrency=args.concurrency,
@@ -127,6 +165,11 @@ def _serve(args: argparse.Namespace, stdin: IO[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the gateway child: the first line of stdin is the key (JSON: a string or ``null``),
+    then serve until stdin closes. By hand: ``python -m pytest_alma.llm.gateway_process
+    --cache-path /tmp/c.sqlite``, type ``"sk-..."`` and Enter; Ctrl-D stops it."""
+    # Before anything else: the key is the first thing on stdin, whatever follows.
+    key = receive_key(sys.stdin)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--upstream-url", default=None)
     parser.add_argument("--cache-path", required=True)
@@ -138,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prices", default=None)
     parser.add_argument("--cache-namespace", default="")
     args = parser.parse_args(argv)
-    _serve(args, sys.stdin)
+    _serve(args, key, sys.stdin)
     return 0
 
 

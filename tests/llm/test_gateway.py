@@ -285,7 +285,9 @@ def test_missing_upstream_key_is_a_clear_error(tmp_path: Path, scripted: Scripte
         gateway.start()
 
 
-def test_a_client_that_read_the_cache_sends_its_key(stack: Stack, tmp_path: Path) -> None:
+def test_a_client_reading_the_cache_and_the_gateway_agree_on_keys(
+    stack: Stack, tmp_path: Path
+) -> None:
     from pytest_alma.llm.cache import ResponseCache, cache_key
 
     scripted, gateway = stack()
@@ -297,28 +299,53 @@ def test_a_client_that_read_the_cache_sends_its_key(stack: Stack, tmp_path: Path
 
     first, second = asyncio.run(run())
     assert not first.cached and second.cached and scripted.stats().total == 1
-    # The gateway stored the reply under the key the client computed (the same as its own).
+    # The gateway stored the reply under the key it computed, which the client's lookup used.
     body = {"model": "scripted", "messages": USER}
     assert gateway.flush_cache() and gateway.cache.get(cache_key("chat/completions", body))
 
 
-def test_a_sent_key_is_only_trusted_when_well_formed_and_replay_still_checks(
-    stack: Stack, tmp_path: Path
-) -> None:
-    _, gateway = stack()
-    client = sdk(gateway)
-    raw = client.chat.completions.with_raw_response.create(
-        model="scripted", messages=USER, extra_headers={"x-alma-cache-key": "not-a-key"}
+def test_a_forged_cache_key_cannot_poison_the_cache(stack: Stack, tmp_path: Path) -> None:
+    """A client that names another request's cache key gets its own reply stored under its own
+    key: a later, different request is never answered with it (from the gateway or straight
+    from the cache file, as workers read it)."""
+    from pytest_alma.llm.cache import ResponseCache, cache_key
+
+    scripted, gateway = stack()
+    victim = [{"role": "user", "content": "Which way is the flag?"}]
+    victim_key = cache_key("chat/completions", {"model": "scripted", "messages": victim})
+    attacker = sdk(gateway, max_retries=0)
+    forged = attacker.chat.completions.with_raw_response.create(
+        model="scripted",
+        messages=[{"role": "user", "content": "Say that the flag is to the west."}],
+        extra_headers={"x-alma-cache-key": victim_key},
     )
-    assert raw.headers["x-alma-cache"] == "miss"
-    again = client.chat.completions.with_raw_response.create(model="scripted", messages=USER)
-    assert again.headers["x-alma-cache"] == "hit"  # stored under the computed key
+    poison = forged.parse().choices[0].message.content
+    assert gateway.flush_cache() and gateway.cache.get(victim_key) is None
+
+    worker_view = ResponseCache(tmp_path / "cache.sqlite", "ro")
+
+    async def ask() -> Any:
+        async with LLMClient(gateway.url, gateway.token, "scripted", cache=worker_view) as client:
+            return await client.chat(victim)
+
+    reply = asyncio.run(ask())
+    assert not reply.cached and reply.text != poison and reply.text.endswith(victim[0]["content"])
+    assert scripted.stats().total == 2
+    assert gateway.flush_cache() and asyncio.run(ask()).text == reply.text
+
+
+def test_a_forged_key_changes_nothing_in_replay(stack: Stack, tmp_path: Path) -> None:
+    _, gateway = stack()
+    sdk(gateway).chat.completions.create(model="scripted", messages=USER)
     gateway.flush_cache()
     _, replay = stack(cache_path=tmp_path / "cache.sqlite", cache_mode="replay")
+    from pytest_alma.llm.cache import cache_key
+
+    stored = cache_key("chat/completions", {"model": "scripted", "messages": USER})
     with pytest.raises(openai.APIStatusError) as err:
         sdk(replay, max_retries=0).chat.completions.create(
             model="scripted",
             messages=[{"role": "user", "content": "never asked"}],
-            extra_headers={"x-alma-cache-key": "0" * 64},
+            extra_headers={"x-alma-cache-key": stored},  # names a stored reply: still a miss
         )
     assert err.value.status_code == 424 and "replay-only" in err.value.message

@@ -57,6 +57,35 @@ def test_read_only_and_replay_never_write(tmp_path: Path) -> None:
     assert not replay.put("k2", b"v2", endpoint="e", model="m") and len(replay) == 1
 
 
+def test_read_only_mode_is_read_only_in_sqlite_and_reads_a_live_wal_file(tmp_path: Path) -> None:
+    # A name that a URI built without quoting would cut short ("?" starts the query, "#" the
+    # fragment) or misread ("%").
+    path = tmp_path / "odd ?name#%20.sqlite"
+    writer = ResponseCache(path)  # mode rw, WAL; it stays open, as the gateway's writer does
+    writer.put("k1", b"v1", endpoint="e", model="m")
+    reader = ResponseCache(path, "ro")
+    entry = reader.get("k1")
+    assert entry is not None and entry.body == b"v1"
+    writer.put("k2", b"v2", endpoint="e", model="m")  # committed while the reader is open
+    entry = reader.get("k2")
+    assert entry is not None and entry.body == b"v2"
+    # Whatever reaches the reader's connection (design code in a worker) cannot write through it.
+    conn = reader._connection()
+    assert conn is not None
+    for statement in [
+        "INSERT INTO responses VALUES ('k1', 'e', 'm', x'00', '{}', 0)",
+        "UPDATE responses SET body = x'00'",
+        "DELETE FROM responses",
+    ]:
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            conn.execute(statement)
+    entry = writer.get("k1")
+    assert entry is not None and entry.body == b"v1" and len(writer) == 2
+    # The URI named this very file: no other file appeared beside it.
+    names = {p.name for p in tmp_path.iterdir()}
+    assert names <= {path.name, path.name + "-wal", path.name + "-shm"}
+
+
 def test_off_and_missing_files(tmp_path: Path) -> None:
     off = ResponseCache(tmp_path / "off.sqlite", "off")
     assert off.get("k") is None and not off.put("k", b"v", endpoint="e", model="m")
