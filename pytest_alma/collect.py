@@ -9,9 +9,13 @@ Item ids are stable and readable and identical on every xdist worker::
 
 Collection episodes appear under every design so that xdist spreads them over workers and
 ``-k`` selects them; they are played once (under a lock) and read from disk by everyone else.
-A design file that cannot be loaded still yields its items, each failing with the load error,
-so that one broken file never stops the session; its deployment episodes are then counted as
-failures (``error_kind`` "design") by the controller, which finds them from the item ids.
+Collecting runs no design code: the design class is found from the file's syntax tree
+(:mod:`pytest_alma.sandbox.static_find`); the module is imported later, in the design's own
+process, under the time limit. A file without exactly one design class (or with a syntax error)
+still yields its items, each failing with that error, so that one broken file never stops the
+session; its deployment episodes are then counted as failures (``error_kind`` "design") by the
+controller, which finds them from the item ids. A module that fails at import (raises, exits,
+hangs, crashes) fails its own episodes, each a record with the import error.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from typing import Any
 
 import pytest
 
-from pytest_alma.design import DesignError, LoadedDesign, load_design
+from pytest_alma.design import DesignError, DesignLoadError
 from pytest_alma.protocol import DeployEpisode
 from pytest_alma.records import EpisodeResult, Task
+from pytest_alma.sandbox.static_find import DesignSpec, StaticFindError, find_design
 
 USER_PROPERTY = "alma_episodes"
 BUILD_PROPERTY = "alma_build"
@@ -89,10 +94,10 @@ class DesignFile(pytest.File):
 
         state = get_session_state(self.config)
         try:
-            self.loaded: LoadedDesign | None = load_design(self.path)
+            self.loaded: DesignSpec | None = find_design(self.path)
             self.load_error: DesignError | None = None
-        except DesignError as exc:
-            self.loaded, self.load_error = None, exc
+        except StaticFindError as exc:
+            self.loaded, self.load_error = None, DesignLoadError(str(exc))
         yield self.make_item(self, "contract", _contract_test(self.loaded))
         for env_name in state.settings.envs:
             yield EnvironmentNode.from_parent(self, name=env_name)
@@ -175,7 +180,7 @@ def _collect_test(task: Task) -> Callable[..., None]:
     return collection_episode
 
 
-def _deploy_test(loaded: LoadedDesign | None, episode: DeployEpisode) -> Callable[..., None]:
+def _deploy_test(loaded: DesignSpec | None, episode: DeployEpisode) -> Callable[..., None]:
     def deployment_episode(request: pytest.FixtureRequest, alma_harness: Any) -> None:
         assert loaded is not None
         result = alma_harness.deploy(loaded, episode)
@@ -188,7 +193,7 @@ def _deploy_test(loaded: LoadedDesign | None, episode: DeployEpisode) -> Callabl
     return deployment_episode
 
 
-def _stream_test(loaded: LoadedDesign | None, env_name: str, repeat: int) -> Callable[..., None]:
+def _stream_test(loaded: DesignSpec | None, env_name: str, repeat: int) -> Callable[..., None]:
     def sequential_stream(request: pytest.FixtureRequest, alma_harness: Any) -> None:
         assert loaded is not None
         results = alma_harness.stream(loaded, env_name, repeat)
@@ -201,7 +206,7 @@ def _stream_test(loaded: LoadedDesign | None, env_name: str, repeat: int) -> Cal
     return sequential_stream
 
 
-def _contract_test(loaded: LoadedDesign | None) -> Callable[..., None]:
+def _contract_test(loaded: DesignSpec | None) -> Callable[..., None]:
     def design_contract(alma_harness: Any) -> None:
         # Imported here: Hypothesis loads only when a contract item runs.
         from pytest_alma.contract.run import check_design
@@ -213,6 +218,9 @@ def _contract_test(loaded: LoadedDesign | None) -> Callable[..., None]:
             memory_cap=settings.memory_cap,
             call_timeout_s=settings.design_timeout or None,
             envs=tuple(settings.envs),
+            sandbox=alma_harness.sandbox,
+            limits=alma_harness.limits,
+            process=alma_harness.design_process(loaded),
         )
 
     return design_contract

@@ -12,46 +12,65 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_alma import aio
 from pytest_alma.agent import MemoryBlock, play
-from pytest_alma.design import (
-    DesignError,
-    LoadedDesign,
-    MemoryDesign,
-    call_retrieve,
-    call_update,
-    restore,
-)
+from pytest_alma.design import DesignError
 from pytest_alma.envs.base import instructions_for
 from pytest_alma.failures import MemoryBuildFailed, error_kind, error_message, unplayed
 from pytest_alma.protocol import DeployEpisode, sampling_seed
-from pytest_alma.records import EpisodeResult, TokenCount, Trajectory
+from pytest_alma.records import EpisodeResult, TaskStart, TokenCount, Trajectory
+from pytest_alma.sandbox.process import RemoteDesign
+from pytest_alma.sandbox.static_find import DesignSpec
 from pytest_alma.store import atomic_write_json
 
 if TYPE_CHECKING:
     from pytest_alma.runner import Harness
 
 
-def design_for(h: Harness, loaded: LoadedDesign, env_name: str, label: str) -> MemoryDesign:
-    """A design instance on the built memory (raises when the build or the restore fails)."""
+def design_for(h: Harness, loaded: DesignSpec, env_name: str, label: str) -> RemoteDesign:
+    """A design instance on the built memory, in the design's process (raises when the build
+    or the restore fails)."""
     blob = h.built_memory(loaded, env_name)
-    return restore(loaded, h.design_context(loaded, f"{env_name}-{label}"), blob)
+    key = h.memory_key(loaded, env_name)
+    instance = f"{env_name}-{label}"
+    return aio.run(
+        h.design_process(loaded).restore(
+            key, blob, instance, h.instance_seed(loaded, instance), h.call_timeout_s
+        )
+    )
 
 
-def deploy(h: Harness, loaded: LoadedDesign, episode: DeployEpisode) -> EpisodeResult:
-    """One batched deployment episode: retrieve once on the frozen memory, then play."""
+def deploy(h: Harness, loaded: DesignSpec, episode: DeployEpisode) -> EpisodeResult:
+    """One batched deployment episode: retrieve once on the frozen memory, then play.
+
+    The design process restores the memory and retrieves in one request; the instance is not
+    kept (the next episode starts from the same frozen memory).
+    """
     started = time.perf_counter()
+    env_name = episode.task.env
     try:
-        design = design_for(h, loaded, episode.task.env, episode.label)
-        return _deploy_one(h, loaded, design, episode, update_after=False)
+        blob = h.built_memory(loaded, env_name)
+    except Exception as exc:
+        return _failed(h, loaded, episode, exc, started)
+    key = h.memory_key(loaded, env_name)
+    label = f"{env_name}-{episode.label}"
+    seed = h.instance_seed(loaded, label)
+    process = h.design_process(loaded)
+
+    def retrieve(start: TaskStart) -> Coroutine[Any, Any, tuple[dict[str, Any], bool]]:
+        return process.retrieve_once(key, blob, label, seed, start, h.call_timeout_s)
+
+    try:
+        return _deploy_one(h, loaded, retrieve, None, episode)
     except Exception as exc:
         return _failed(h, loaded, episode, exc, started)
 
 
-def stream(h: Harness, loaded: LoadedDesign, env_name: str, repeat: int) -> list[EpisodeResult]:
+def stream(h: Harness, loaded: DesignSpec, env_name: str, repeat: int) -> list[EpisodeResult]:
     """One sequential-rollout stream: retrieve, play, update, task after task.
 
     An episode that fails does not end the stream: the next one is played on the design as it
@@ -64,12 +83,20 @@ def stream(h: Harness, loaded: LoadedDesign, env_name: str, repeat: int) -> list
     except Exception as exc:
         return [_failed(h, loaded, ep, exc, started) for ep in episodes]
     results: list[EpisodeResult] = []
+
+    def retrieve(start: TaskStart) -> Coroutine[Any, Any, tuple[dict[str, Any], bool]]:
+        return design.retrieve(start, h.call_timeout_s)
+
+    def update(trajectory: Trajectory) -> Coroutine[Any, Any, bool]:
+        return design.update(trajectory, h.call_timeout_s)
+
     for ep in episodes:
         ep_started = time.perf_counter()
         try:
-            results.append(_deploy_one(h, loaded, design, ep, update_after=True))
+            results.append(_deploy_one(h, loaded, retrieve, update, ep))
         except Exception as exc:
             results.append(_failed(h, loaded, ep, exc, ep_started))
+    aio.run(design.drop())
     return results
 
 
@@ -82,7 +109,7 @@ def _describe(exc: BaseException) -> tuple[str, str]:
 
 
 def _failed(
-    h: Harness, loaded: LoadedDesign, episode: DeployEpisode, exc: Exception, started: float
+    h: Harness, loaded: DesignSpec, episode: DeployEpisode, exc: Exception, started: float
 ) -> EpisodeResult:
     """The record of an episode that could not be played; what it used is still counted."""
     message, kind = _describe(exc)
@@ -94,23 +121,26 @@ def _failed(
         kind=kind,
         duration_s=time.perf_counter() - started,
         agent_tokens=h.take_usage("agent"),
-        retrieve_tokens=h.take_usage("design"),
+        retrieve_tokens=h.take_design_usage(loaded),
         extra={"ended_at": time.time()},
     )
 
 
 def _deploy_one(
     h: Harness,
-    loaded: LoadedDesign,
-    design: MemoryDesign,
+    loaded: DesignSpec,
+    retrieve: Callable[[TaskStart], Coroutine[Any, Any, tuple[dict[str, Any], bool]]],
+    update: Callable[[Trajectory], Coroutine[Any, Any, bool]] | None,
     episode: DeployEpisode,
-    update_after: bool,
 ) -> EpisodeResult:
+    """Play one deployment episode with the memory ``retrieve`` returns; ``update`` (sequential
+    rollout) is then given the trajectory."""
+    update_after = update is not None
     task = episode.task
     started = time.perf_counter()
-    facade: Any = design.ctx.llm  # the harness's DesignLLMFacade (its role names the calls)
+    facade = h.facade(loaded)  # answers the design's LLM calls (its role names them)
     h.take_usage("agent")
-    h.take_usage("design")
+    h.take_design_usage(loaded)
     facade.role = "design.retrieve"
     env = h.env(task.env)
     agent = h.agent_settings(task.env)
@@ -123,7 +153,9 @@ def _deploy_one(
     block = MemoryBlock("", 0, False)
     try:
         try:
-            memory = aio.run(call_retrieve(design, start, h.settings.design_timeout))
+            # The design sees a JSON copy of the task start; what it returns is strict JSON,
+            # checked in its process and here, so nothing of it can reach the episode but data.
+            memory, _ = aio.run(retrieve(start))
         except Exception as exc:
             error, kind = _describe(exc)
         if error is None:
@@ -146,16 +178,16 @@ def _deploy_one(
             trajectory = Trajectory(start=start, steps=(), score=0.0, success=False, error=error)
     finally:
         handle.close()
-    retrieve_usage = h.take_usage("design")
+    retrieve_usage = h.take_design_usage(loaded)
     agent_usage = h.take_usage("agent")
     update_usage = TokenCount()
-    if update_after and error is None:
+    if update is not None and error is None:
         facade.role = "design.update"
         try:
-            aio.run(call_update(design, trajectory, h.settings.design_timeout))
+            aio.run(update(trajectory))
         except Exception as exc:
             error, kind = _describe(exc)
-        update_usage = h.take_usage("design")
+        update_usage = h.take_design_usage(loaded)
     if trajectory.error and error is None:
         error, kind = trajectory.error, "llm"  # play() ends an episode so on LLM failures only
     path = _write_trajectory(h, loaded, episode, trajectory, memory, block)
@@ -192,7 +224,7 @@ def _deploy_one(
 
 def _write_trajectory(
     h: Harness,
-    loaded: LoadedDesign,
+    loaded: DesignSpec,
     episode: DeployEpisode,
     trajectory: Trajectory,
     memory: dict[str, Any],

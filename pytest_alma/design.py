@@ -25,22 +25,19 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import importlib.util
 import inspect
-import json
 import pickle
 import random
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pytest_alma import isolation
 from pytest_alma.records import TaskStart, Trajectory
 
 if TYPE_CHECKING:
@@ -272,97 +269,6 @@ def restore(loaded: LoadedDesign, ctx: DesignContext, blob: bytes) -> MemoryDesi
         )
     payload.ctx = ctx
     return payload
-
-
-class DesignExited(Exception):
-    """A design call raised SystemExit (``sys.exit``); carried as an ordinary exception."""
-
-
-async def _contained(awaitable: Awaitable[Any]) -> Any:
-    # SystemExit escaping an asyncio task is re-raised out of the event loop itself (it would
-    # end the pytest session); turned into an ordinary exception here, inside the task.
-    try:
-        return await awaitable
-    except SystemExit as exc:
-        raise DesignExited(exc.code) from None
-
-
-async def _call(
-    fn: Callable[..., Any], arg: Any, timeout_s: float | None, what: str, design: MemoryDesign
-) -> Any:
-    ctx = getattr(design, "ctx", None)
-    scratch = getattr(ctx, "scratch_dir", None)
-    policy = isolation.policy_for(Path(scratch) if scratch is not None else None)
-    try:
-        with (
-            isolation.design_call_guard(policy),
-            isolation.LoopWatchdog(what, timeout_s, hard_exit=isolation.in_worker()),
-        ):
-            if inspect.iscoroutinefunction(fn):
-                awaitable: Awaitable[Any] = fn(arg)
-            else:
-                # Plain methods run in a thread so a slow one cannot stall the shared event
-                # loop; a daemon thread, so that one that never returns can be abandoned.
-                awaitable = isolation.run_sync_in_daemon_thread(fn, arg)
-            return await asyncio.wait_for(_contained(awaitable), timeout_s)
-    except TimeoutError:
-        raise DesignCallError(
-            f"{what} did not finish within {timeout_s:g} s (--alma-design-timeout); the call "
-            "was abandoned"
-        ) from None
-    except isolation.DesignInterrupted:
-        raise DesignCallError(
-            f"{what} did not finish within {timeout_s:g} s (--alma-design-timeout) and blocked "
-            "the event loop; it was interrupted"
-        ) from None
-    except MemoryError:
-        raise DesignCallError(isolation.out_of_memory_message(what)) from None
-    except DesignExited as exc:
-        raise DesignCallError(
-            f"{what} called sys.exit({exc.args[0]!r}); a design must return or raise, never "
-            "exit the process"
-        ) from None
-    except DesignError:
-        raise
-    except Exception as exc:
-        raise DesignCallError(f"{what} raised:\n{_short_traceback(exc)}") from exc
-
-
-async def call_update(
-    design: MemoryDesign, trajectory: Trajectory, timeout_s: float | None = None
-) -> None:
-    """Run ``general_update`` under a wall-clock limit and the isolation guards."""
-    await _call(
-        design.general_update,
-        trajectory,
-        timeout_s,
-        f"{type(design).__name__}.general_update",
-        design,
-    )
-
-
-async def call_retrieve(
-    design: MemoryDesign, task: TaskStart, timeout_s: float | None = None
-) -> JSONDict:
-    """Run ``general_retrieve`` under a wall-clock limit and check what it returns."""
-    what = f"{type(design).__name__}.general_retrieve"
-    result = await _call(design.general_retrieve, task, timeout_s, what, design)
-    if result is None:
-        return {}
-    if not isinstance(result, dict):
-        raise DesignCallError(f"{what} returned {type(result).__name__}, expected a dict")
-    try:
-        # Measured before serialising: a 100 MB string must not be copied into JSON first.
-        isolation.check_json_size(result)
-    except isolation.OversizedMemory as exc:
-        raise DesignCallError(f"{what} returned a memory that is too large: {exc}") from None
-    try:
-        json.dumps(result, ensure_ascii=False)
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise DesignCallError(
-            f"{what} returned a dict that is not JSON-serialisable: {exc}"
-        ) from None
-    return result
 
 
 def _short_traceback(exc: BaseException, limit: int = 6) -> str:

@@ -207,7 +207,6 @@ def _isolate_worker(settings: AlmaSettings) -> None:
     """
     from pytest_alma import isolation
 
-    isolation.mark_worker()
     isolation.scrub_worker_environment(settings.api_key_env)
     isolation.limit_worker_memory(settings.worker_memory_mb)
 

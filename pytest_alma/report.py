@@ -217,6 +217,20 @@ def model_label(results: dict[str, Any]) -> str:
     return f"model: {model}"
 
 
+def isolation_label(results: dict[str, Any]) -> str:
+    """Where the run's design code ran; loud when it was not sandboxed ("" for runs made before
+    the sandbox existed)."""
+    isolation = results.get("isolation")
+    if not isinstance(isolation, dict):
+        return ""
+    if isolation.get("sandboxed"):
+        return f"designs: sandboxed ({isolation.get('detail')})"
+    return (
+        f"designs: UNSANDBOXED ({isolation.get('detail')}): each ran in its own process, able "
+        "to read the user's files and reach the network"
+    )
+
+
 def partial_lines(results: dict[str, Any], rows: list[DesignRow] | None = None) -> list[str]:
     """The PARTIAL banner of a run that did not finish (empty for a complete run): the reason,
     and what finished."""
@@ -242,7 +256,8 @@ def terminal_lines(results: dict[str, Any], rows: list[DesignRow] | None = None)
     partial = partial_lines(results, rows)
     if not rows:
         return [*partial, "no deployment episodes finished in this run"]
-    lines = [*partial, model_label(results)]
+    isolation = isolation_label(results)
+    lines = [*partial, model_label(results), *([isolation] if isolation else [])]
     lines.extend(tabulate(table_rows(rows), headers=HEADERS, tablefmt="simple").splitlines())
     usage = [episode_usage(e) for e in results.get("episodes", []) if e.get("phase") == "deploy"]
     calls = sum(u.calls for u in usage)
@@ -551,7 +566,8 @@ def render_summary(
     partial = partial_lines(results, rows)
     if partial:
         out += [f"> **{partial[0]}** {' '.join(partial[1:])}", ""]
-    out += [model_label(results), ""]
+    isolation = isolation_label(results)
+    out += [model_label(results), *(["", isolation] if isolation else []), ""]
     if results.get("test_double"):
         out += [f"> **{TEST_DOUBLE_HEADLINE}** {TEST_DOUBLE_DETAIL}", ""]
     for note in notes:

@@ -33,6 +33,7 @@ from pytest_alma.report import (
     DesignRow,
     Table,
     aggregate,
+    isolation_label,
     model_label,
     partial_lines,
     report_tables,
@@ -331,6 +332,7 @@ def render_html(
         f"<title>pytest-alma run {_e(run_id)}</title><style>{CSS}</style></head><body>",
         f"<header><h1>pytest-alma run {_e(run_id)}</h1>",
         f'<p id="model">{_e(model_label(results))}</p>',
+        f'<p id="isolation">{_e(isolation_label(results))}</p>',
     ]
     partial = partial_lines(results, rows)
     if partial:

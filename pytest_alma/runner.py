@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import os
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,21 +22,14 @@ from typing import Any
 from filelock import FileLock
 from filelock import Timeout as FileLockTimeout
 
-from pytest_alma import aio, deployment, isolation
+from pytest_alma import aio, deployment
 from pytest_alma.agent import AgentSettings, EpisodeEnvironmentError, MemoryBlock, play
-from pytest_alma.design import (
-    DesignCallError,
-    DesignContext,
-    LoadedDesign,
-    call_update,
-    instantiate,
-    snapshot,
-)
+from pytest_alma.design import DesignCallError
+from pytest_alma.design_processes import DesignLLMFacade, DesignProcesses
 from pytest_alma.envs.base import Environment, Episode, instructions_for, load_environment
 from pytest_alma.failures import MemoryBuildFailed, error_kind, error_message
 from pytest_alma.llm.cache import ResponseCache
 from pytest_alma.llm.client import LLMClient, UsageLog, agent_max_tokens
-from pytest_alma.llm.errors import LLMError
 from pytest_alma.llm.pricing import PriceTable
 from pytest_alma.protocol import (
     COLLECTION_REPEAT,
@@ -51,6 +42,9 @@ from pytest_alma.protocol import (
     sampling_seed,
 )
 from pytest_alma.records import EpisodeResult, Task, TaskStart, TokenCount, Trajectory
+from pytest_alma.sandbox.launch import Limits, Sandbox
+from pytest_alma.sandbox.process import DesignProcess
+from pytest_alma.sandbox.static_find import DesignSpec
 from pytest_alma.settings import AlmaSettings
 from pytest_alma.store import Store, atomic_write_bytes, atomic_write_json, read_json, stable_key
 
@@ -85,58 +79,6 @@ class HarnessConfig:
             "prices": self.prices,
             "upstream": self.upstream,
         }
-
-
-class DesignLLMFacade:
-    """The ``ctx.llm`` a design gets: text in, text out, accounted under the current role."""
-
-    def __init__(self, client: LLMClient, embed_model: str) -> None:
-        self._client = client
-        self._embed_model = embed_model
-        self.role = "design.update"
-        #: LLM errors the design's calls met (a design may catch them and go on): a memory
-        #: built while the LLM failed is not stored for later sessions.
-        self.llm_failures = 0
-
-    async def chat(
-        self,
-        messages: Sequence[dict[str, str]],
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        json_mode: bool = False,
-        model: str | None = None,
-    ) -> str:
-        try:
-            reply = await self._client.chat(
-                list(messages),
-                temperature=temperature,
-                max_tokens=max_tokens,
-                response_format={"type": "json_object"} if json_mode else None,
-                tag=self.role,
-                model=model,
-            )
-        except LLMError:
-            self.llm_failures += 1
-            raise
-        return str(reply.text)
-
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        try:
-            return await self._client.embed(list(texts), model=self._embed_model, tag=self.role)
-        except LLMError:
-            self.llm_failures += 1
-            raise
-
-
-def _json_config(design: object) -> dict[str, Any] | None:
-    config = getattr(design, "config", None)
-    if not isinstance(config, dict):
-        return None
-    try:
-        return dict(json.loads(json.dumps(config, default=str)))
-    except (TypeError, ValueError):
-        return None
 
 
 def design_environment() -> dict[str, str]:
@@ -197,9 +139,19 @@ class Harness:
         self._memory_keys: dict[tuple[str, str], str] = {}
         self._build_infos: dict[str, dict[str, Any]] = {}
         self._build_errors: dict[str, MemoryBuildFailed] = {}
-        # Designs run in this process from now on: they may write in their scratch dirs (and
-        # the temp dir) only, never in the project, the store or the reports.
-        isolation.protect([self.root, self.store.root, self.run_dir.parent])
+        # Design code never runs here: each design file gets a design process of its own (in
+        # bubblewrap where it works), which sees nothing of this process, the store or the
+        # gateway token (see pytest_alma.sandbox).
+        self.designs = DesignProcesses(
+            self.settings,
+            scratch_root=self.store.root / "scratch",
+            gateway_url=config.gateway_url,
+            worker_token=config.gateway_token,
+            model=config.model,
+            embed_model=self._embed_model(),
+            cache=self._cache_reader,
+            cache_namespace=config.upstream or "",
+        )
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -252,11 +204,45 @@ class Harness:
         )
 
     def close(self) -> None:
-        """Close the LLM clients' connections and this process's event loop."""
+        """End the design processes, close the LLM clients and this process's event loop."""
+        aio.run(self.designs.close())
         for client in self._clients.values():
             aio.run(client.aclose())
         self._clients.clear()
         aio.close()
+
+    # -- design processes (pytest_alma.design_processes) ------------------------------------
+
+    @property
+    def sandbox(self) -> Sandbox:
+        """How this process starts design processes (``--alma-sandbox``)."""
+        return self.designs.sandbox
+
+    @property
+    def limits(self) -> Limits:
+        """The hard limits of every design process."""
+        return self.designs.limits
+
+    @property
+    def call_timeout_s(self) -> float | None:
+        """Wall-clock seconds per design call (``--alma-design-timeout``; 0: none)."""
+        return self.designs.call_timeout_s
+
+    def facade(self, spec: DesignSpec) -> DesignLLMFacade:
+        """What answers ``spec``'s LLM calls (its ``role`` names them)."""
+        return self.designs.facade(spec)
+
+    def design_process(self, spec: DesignSpec) -> DesignProcess:
+        """This process's design process of ``spec`` (started on its first request)."""
+        return self.designs.process(spec)
+
+    def take_design_usage(self, spec: DesignSpec) -> TokenCount:
+        """What ``spec``'s LLM calls used since the last call, with its cost."""
+        return self._usage_of(self.designs.facade(spec).client.take_usage())
+
+    def instance_seed(self, spec: DesignSpec, label: str) -> int:
+        """The seed of ``ctx.rng`` of the design instance ``label``."""
+        return derive_seed(self.settings.seed, spec.source_hash, label)
 
     def _take_usage(self, role: str) -> TokenCount:
         """What the role's client used since the last call, with its cost (None = unknown)."""
@@ -513,18 +499,10 @@ class Harness:
 
     # -- memory -------------------------------------------------------------------------------
 
-    def design_context(self, loaded: LoadedDesign, label: str) -> DesignContext:
-        """A fresh context for a design instance: gateway LLM, seeded rng, scratch dir."""
-        scratch = self.store.root / "scratch" / f"{loaded.name}-{loaded.source_hash}" / label
-        scratch.mkdir(parents=True, exist_ok=True)
-        seed = derive_seed(self.settings.seed, loaded.source_hash, label)
-        facade = DesignLLMFacade(self.client("design"), embed_model=self._embed_model())
-        return DesignContext(llm=facade, rng=random.Random(seed), scratch_dir=scratch, seed=seed)
-
     def _embed_model(self) -> str:
         return "scripted-embed" if self.config.test_double else "text-embedding-3-small"
 
-    def memory_key(self, loaded: LoadedDesign, env_name: str) -> str:
+    def memory_key(self, loaded: DesignSpec, env_name: str) -> str:
         memo = (loaded.source_hash, env_name)
         key = self._memory_keys.get(memo)
         if key is None:
@@ -556,7 +534,7 @@ class Harness:
     def _tainted_memory_path(self, key: str) -> Path:
         return self.store.memory_path(key).with_name(f"{key}.failed-{self.config.run_id}.pkl")
 
-    def built_memory(self, loaded: LoadedDesign, env_name: str) -> bytes:
+    def built_memory(self, loaded: DesignSpec, env_name: str) -> bytes:
         """The snapshot of the design's memory after the collection phase (built once).
 
         Raises :class:`MemoryBuildFailed` (every time, without building again in this process)
@@ -586,7 +564,7 @@ class Harness:
         self._blobs[key] = blob
         return blob
 
-    def _build_guarded(self, loaded: LoadedDesign, env_name: str, key: str) -> Path:
+    def _build_guarded(self, loaded: DesignSpec, env_name: str, key: str) -> Path:
         """Build under a marker file, so that a build that killed its process is not retried.
 
         A design calling ``os._exit`` (or crashing the interpreter) in ``general_update``
@@ -609,31 +587,32 @@ class Harness:
             # Reached on every exception as well: only a dead process leaves the marker.
             marker.unlink(missing_ok=True)
 
-    def _build_memory(self, loaded: LoadedDesign, env_name: str, key: str) -> Path:
+    def _build_memory(self, loaded: DesignSpec, env_name: str, key: str) -> Path:
         """Build the memory from the collection episodes; the path of the snapshot written.
 
-        A build any of whose inputs an LLM failure cut short (a collection episode, or a call
-        of the design's own) is written where only this run looks (``_memory_file``).
+        The design's instance lives in its design process; this process sends it the
+        trajectories and stores the snapshot bytes it sends back. A build any of whose inputs an
+        LLM failure cut short (a collection episode, or a call of the design's own) is written
+        where only this run looks (``_memory_file``).
         """
         started = time.perf_counter()
-        design = instantiate(loaded, self.design_context(loaded, f"{env_name}-build"))
-        facade = design.ctx.llm
-        assert isinstance(facade, DesignLLMFacade)
+        facade = self.facade(loaded)
         facade.role = "design.update"
-        self._take_usage("design")
-        updates = 0
+        self.take_design_usage(loaded)
+        failures_before = facade.llm_failures
         infra_failures: list[str] = []
         self.ensure_collected(self.plan(env_name).collection)
+        trajectories: list[Trajectory] = []
         for task in self.plan(env_name).collection:
             trajectory, _ = self.collect(task)
             if trajectory.error:
                 infra_failures.append(f"collection episode {task.label}: {trajectory.error}")
-            aio.run(call_update(design, trajectory, self.settings.design_timeout))
-            updates += 1
-        blob = snapshot(design)
-        usage = self._take_usage("design")
-        if facade.llm_failures:
-            infra_failures.append(f"{facade.llm_failures} LLM call(s) of the design failed")
+            trajectories.append(trajectory)
+        blob, config = aio.run(self._build_async(loaded, env_name, trajectories))
+        usage = self.take_design_usage(loaded)
+        if facade.llm_failures > failures_before:
+            failed = facade.llm_failures - failures_before
+            infra_failures.append(f"{failed} LLM call(s) of the design failed")
         path = self._tainted_memory_path(key) if infra_failures else self.store.memory_path(key)
         # The side file first: whoever sees the snapshot can read what it cost.
         atomic_write_json(
@@ -643,19 +622,36 @@ class Harness:
                 "env": env_name,
                 "infra_failures": infra_failures,
                 "source_hash": loaded.source_hash,
-                "updates": updates,
+                "updates": len(trajectories),
                 "update_tokens": usage.to_json(),
                 "duration_s": time.perf_counter() - started,
                 "snapshot_bytes": len(blob),
                 # A design's own settings (a baseline's k, thresholds, internal model), when it
                 # exposes them as a JSON-able `config` attribute.
-                "config": _json_config(design),
+                "config": config,
             },
         )
         atomic_write_bytes(path, blob)
         return path
 
-    def build_info(self, loaded: LoadedDesign, env_name: str) -> dict[str, Any]:
+    async def _build_async(
+        self, spec: DesignSpec, env_name: str, trajectories: Sequence[Trajectory]
+    ) -> tuple[bytes, dict[str, Any] | None]:
+        label = f"{env_name}-build"
+        timeout = self.call_timeout_s
+        design = await self.design_process(spec).new(
+            label, self.instance_seed(spec, label), timeout
+        )
+        try:
+            for trajectory in trajectories:
+                await design.update(trajectory, timeout)
+            blob = await design.snapshot(timeout)
+            config = await design.config(timeout)
+        finally:
+            await design.drop()
+        return blob, config
+
+    def build_info(self, loaded: DesignSpec, env_name: str) -> dict[str, Any]:
         """What building the memory cost (read from the snapshot's side file), or why it failed
         (``error``, ``error_kind``)."""
         key = self.memory_key(loaded, env_name)
@@ -686,11 +682,11 @@ class Harness:
 
     # -- deployment (pytest_alma.deployment) -------------------------------------------------
 
-    def deploy(self, loaded: LoadedDesign, episode: DeployEpisode) -> EpisodeResult:
+    def deploy(self, loaded: DesignSpec, episode: DeployEpisode) -> EpisodeResult:
         """One batched deployment episode (always a record: a failure is one, see
         :mod:`pytest_alma.deployment`)."""
         return deployment.deploy(self, loaded, episode)
 
-    def stream(self, loaded: LoadedDesign, env_name: str, repeat: int) -> list[EpisodeResult]:
+    def stream(self, loaded: DesignSpec, env_name: str, repeat: int) -> list[EpisodeResult]:
         """One sequential-rollout stream: a record per episode of the stream."""
         return deployment.stream(self, loaded, env_name, repeat)

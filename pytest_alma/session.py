@@ -2,8 +2,10 @@
 
 Only the controller (the main pytest process) runs this. It starts the scripted model when
 selected, starts the gateway that holds the real API key, the cache and the budget, and hands
-workers nothing but the gateway URL and a per-session token. At the end it writes the run's
-``results.json`` and ``summary.md`` and returns the lines of the terminal table.
+workers nothing but the gateway URL and a worker-scoped token (never the admin token, which
+opens the gateway's statistics and record/replay controls; see :mod:`pytest_alma.llm.tokens`).
+At the end it writes the run's ``results.json`` and ``summary.md`` and returns the lines of the
+terminal table.
 """
 
 from __future__ import annotations
@@ -94,6 +96,10 @@ class ControllerServices:
     upstream: str | None = None
     #: Each environment's episode plan (the controller maps failed items to their episodes).
     plans: dict[str, Any] = field(default_factory=dict)
+    #: Where design code runs (``--alma-sandbox``): bubblewrap, or unsandboxed and labelled so.
+    sandbox: Any = None
+    #: The worker-scoped gateway token, minted on first use (see :meth:`worker_token`).
+    _worker_token: str | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def start(cls, config: pytest.Config, settings: AlmaSettings) -> ControllerServices:
@@ -120,6 +126,12 @@ class ControllerServices:
             if callable(check_tasks):  # optional: data a task needs, checked before any episode
                 check_tasks(sorted({t.task_id for t in plan.collection} | plan_task_ids(plan)))
             environments[env_name] = env.settings()  # presets etc., recorded with the results
+        from pytest_alma.sandbox.launch import SandboxUnavailable, choose_sandbox
+
+        try:
+            choose_sandbox(settings.sandbox)  # a usage error now, not in every worker
+        except SandboxUnavailable as exc:
+            raise SettingsError(str(exc)) from None
         rootdir = Path(config.rootpath)
         store_root = Path(settings.store)
         store = Store(store_root if store_root.is_absolute() else rootdir / store_root)
@@ -193,8 +205,12 @@ class ControllerServices:
         # credential) out of this process's environment before xdist spawns the workers, which
         # inherit it; put back at the end of the session (see stop()).
         from pytest_alma.isolation import scrub_controller_environment
+        from pytest_alma.llm.key_handoff import wipe_initial_environment
 
         scrubbed = scrub_controller_environment(settings.api_key_env)
+        # Popping a variable leaves its value in the environment block the kernel shows as
+        # /proc/<pid>/environ, which any process of this user can read: overwrite it there too.
+        wipe_initial_environment([settings.api_key_env, *scrubbed])
         return cls._new(
             config,
             settings,
@@ -225,6 +241,8 @@ class ControllerServices:
         upstream: str | None,
         plans: dict[str, Any],
     ) -> ControllerServices:
+        from pytest_alma.sandbox.launch import choose_sandbox
+
         run_id = new_run_id()
         reports = Path(settings.reports)
         return cls(
@@ -242,15 +260,25 @@ class ControllerServices:
             scrubbed_environment=scrubbed,
             upstream=upstream,
             plans=plans,
+            sandbox=choose_sandbox(settings.sandbox),
         )
 
+    def worker_token(self) -> str:
+        """The worker-scoped gateway token (model calls, minting design tokens; minted once)."""
+        if self._worker_token is None:
+            from pytest_alma.llm.tokens import WORKER
+
+            self._worker_token = str(self.gateway.mint(WORKER))
+        return self._worker_token
+
     def harness_config_json(self) -> dict[str, Any]:
+        """What every worker receives: the gateway URL and a worker token, never the admin one."""
         return {
             "rootdir": str(self.rootdir),
             "run_id": self.run_id,
             "run_dir": str(self.run_dir),
             "gateway_url": self.gateway.url,
-            "gateway_token": self.gateway.token,
+            "gateway_token": self.worker_token(),
             "model": self.model,
             "test_double": self.test_double,
             # --alma-prices, so that workers price calls as the gateway does.
@@ -265,7 +293,11 @@ class ControllerServices:
         return upstream_fingerprint(self.settings.base_url, self.settings.upstream_name)
 
     def attach_document(self) -> dict[str, Any]:
-        """What a search sub-session needs to use this session's gateway."""
+        """What a search sub-session needs to use this session's gateway.
+
+        The admin token: a sub-session's controller reads ``/alma/stats`` and mints the worker
+        token of its own workers.
+        """
         return {
             "gateway_url": self.gateway.url,
             "gateway_token": self.gateway.token,
@@ -282,6 +314,8 @@ class ControllerServices:
         ]
         if self.test_double:
             lines.append(TEST_DOUBLE_BANNER)
+        if self.sandbox is not None:
+            lines.append(sandbox_line(self.sandbox))
         return lines
 
     def stop(self) -> None:
@@ -352,6 +386,8 @@ class ControllerServices:
             "test_double": self.test_double,
             "settings": {**self.settings.to_json(), "environments": self.environments},
             "machine": {**machine_info(), "xdist_workers": self.workers},
+            # Where design code ran: {"kind": "bubblewrap" | "none", "sandboxed", "detail"}.
+            "isolation": None if self.sandbox is None else self.sandbox.to_json(),
             "commit": commit_info(self.rootdir),
         }
 
@@ -386,6 +422,21 @@ class ControllerServices:
             "collection": sorted(collection, key=lambda c: c["task"]["task_id"]),
             "episodes": order_episodes(episodes),
         }
+
+
+def sandbox_line(sandbox: Any) -> str:
+    """The header line that says where design code runs (loud when it is not sandboxed)."""
+    if sandbox.sandboxed:
+        return f"alma: design code runs sandboxed ({sandbox.detail}: no network, no key, no files)"
+    advice = (
+        "drop --alma-sandbox off"
+        if "--alma-sandbox off" in sandbox.detail
+        else "install bubblewrap (apt-get install bubblewrap)"
+    )
+    return (
+        f"pytest-alma: design code runs UNSANDBOXED ({sandbox.detail}): in its own process, but "
+        f"able to read your files and reach the network; {advice} to sandbox it."
+    )
 
 
 def _check_priced_under_budget(settings: AlmaSettings, model: str, prices: str | None) -> None:
@@ -437,6 +488,8 @@ def price_overrides(path: str | None, rootdir: Path) -> dict[str, Any]:
 
 #: Set by the search for its sub-sessions: JSON of :meth:`ControllerServices.attach_document`.
 ATTACH_ENV = "PYTEST_ALMA_ATTACH"
+#: What :data:`ATTACH_ENV` holds once the sub-session's controller has read the document.
+SUBSESSION_MARK = "attached"
 
 
 @dataclass
@@ -454,6 +507,12 @@ class AttachedGateway:
 
         return gateway_stats(self.url, self.token)
 
+    def mint(self, scope: str) -> str:
+        """A token of ``scope`` from that gateway (``token`` is its admin token)."""
+        from pytest_alma.llm.tokens import mint_token
+
+        return mint_token(self.url, self.token, scope)
+
     def accounting(self) -> Any:
         from pytest_alma.llm.accounting import Accounting
 
@@ -464,10 +523,20 @@ class AttachedGateway:
 
 
 def attached_gateway() -> AttachedGateway | None:
-    """The gateway to attach to, when this session is a search sub-session."""
+    """The gateway to attach to, when this session is a search sub-session.
+
+    The document holds the admin token of the session's gateway: it is taken out of this
+    process's environment (and overwritten in the block ``/proc/<pid>/environ`` shows) before
+    any worker starts, so the sub-session's workers, and their design processes, never see it.
+    """
     raw = os.environ.get(ATTACH_ENV)
-    if not raw:
+    if not raw or raw == SUBSESSION_MARK:
         return None
+    from pytest_alma.llm.key_handoff import wipe_initial_environment
+
+    # What stays says only "this is a sub-session" (it never searches or gates itself).
+    os.environ[ATTACH_ENV] = SUBSESSION_MARK
+    wipe_initial_environment([ATTACH_ENV])
     data = json.loads(raw)
     return AttachedGateway(
         url=str(data["gateway_url"]),

@@ -111,7 +111,7 @@ def _positive_float(text: str) -> float:
 
 
 #: Modules a generated design may not import (``--alma-search-forbidden-imports``): process,
-#: network and FFI access that a memory design has no use for. The isolation of workers is the
+#: network and FFI access that a memory design has no use for. The sandboxed design process is the
 #: real guard (docs/isolation.md); this list rejects such code before anything runs.
 DEFAULT_FORBIDDEN_IMPORTS = (
     "subprocess,socket,ctypes,multiprocessing,pty,signal,urllib,http,requests,httpx,aiohttp,"
@@ -212,9 +212,30 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "worker-memory-mb",
-        "address-space limit of each xdist worker in MB (0 = no limit); a design that "
-        "allocates beyond it fails its own item",
+        "address-space limit of each xdist worker's own process in MB (0 = no limit); design "
+        "code runs in design processes (see --alma-design-memory-mb)",
         4096,
+        _non_negative_int,
+    ),
+    Option(
+        "sandbox",
+        "where design code runs: auto (bubblewrap where it works, else an unsandboxed "
+        "subprocess, labelled so), require (bubblewrap or a usage error), off (unsandboxed)",
+        "auto",
+        str,
+        ("auto", "require", "off"),
+    ),
+    Option(
+        "design-memory-mb",
+        "hard address-space limit of each design process in MB (0 = no limit)",
+        4096,
+        _non_negative_int,
+    ),
+    Option(
+        "design-cpu-s",
+        "hard limit on the CPU seconds of each design process (0 = no limit); a design process "
+        "over it is killed and restarted for the next call",
+        3600,
         _non_negative_int,
     ),
     Option("designs", "design directories to collect, comma-separated", "designs,baselines", _csv),
@@ -448,6 +469,9 @@ class AlmaSettings:
     prices: str | None = None
     max_tokens: int | None = None
     upstream_name: str | None = None
+    sandbox: str = "auto"
+    design_memory_mb: int = 4096
+    design_cpu_s: int = 3600
     search: SearchSettings = field(default_factory=SearchSettings)
     gate: GateSettings = field(default_factory=GateSettings)
     sources: dict[str, str] = field(default_factory=dict, compare=False)
@@ -563,6 +587,9 @@ def resolve(
         prices=values["prices"],
         max_tokens=values["max-tokens"],
         upstream_name=values["upstream-name"],
+        sandbox=values["sandbox"],
+        design_memory_mb=values["design-memory-mb"],
+        design_cpu_s=values["design-cpu-s"],
         search=SearchSettings(
             enabled=bool(values["search"]),
             steps=values["search-steps"],

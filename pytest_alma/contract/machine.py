@@ -1,11 +1,13 @@
 """A Hypothesis state machine that fuzzes one design's update/retrieve/snapshot sequence.
 
 Hypothesis runs no coroutines (``@given`` on ``async def`` is an error and async stateful rules
-are unsupported), so the machine is synchronous and drives the design's coroutines on one
-private event loop (:class:`asyncio.Runner`) created per machine instance and closed in
-``teardown``. The design's ``ctx.llm`` is :class:`OfflineLLM`: the scripted model's policies
-answer chat in-process and :func:`~pytest_alma.llm.embedding.embed_text` embeds, so every run is
-deterministic and needs no server, network or key.
+are unsupported), so the machine is synchronous and drives the requests to the design's process
+on this process's harness loop (:func:`pytest_alma.aio.run`). The design runs in a design
+process of its own, exactly as in an episode; one process serves every example of a check, each
+example on a fresh instance. The design's LLM calls are answered here by :class:`OfflineLLM`:
+the scripted model's policies answer chat in-process and
+:func:`~pytest_alma.llm.embedding.embed_text` embeds, so every run is deterministic and needs no
+server, network or key.
 
 When a rule breaks, Hypothesis shrinks the step sequence and prints it, e.g.::
 
@@ -17,16 +19,12 @@ When a rule breaks, Hypothesis shrinks the step sequence and prints it, e.g.::
 
 from __future__ import annotations
 
-import asyncio
-import random
-import shutil
-import tempfile
 from collections.abc import Coroutine, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
+from pytest_alma import aio
 from pytest_alma.contract.rules import ContractChecker, ContractConfig
 from pytest_alma.contract.strategies import (
     BUILTIN_ENVS,
@@ -34,10 +32,10 @@ from pytest_alma.contract.strategies import (
     shown_starts,
     shown_trajectories,
 )
-from pytest_alma.design import DesignContext, LoadedDesign, MemoryDesign
 from pytest_alma.llm.embedding import embed_text
 from pytest_alma.llm.scripted_policies import Policy, choose_reply, registered_policies
 from pytest_alma.records import TaskStart, Trajectory
+from pytest_alma.sandbox.process import DesignProcess, RemoteDesign
 
 #: The seed every contract context gets: designs that use ``ctx.rng`` replay identically.
 CONTRACT_SEED = 20240601
@@ -93,32 +91,18 @@ class OfflineLLM:
 class DesignContractMachine(RuleBasedStateMachine):
     """Base machine: the state and the checks; :func:`machine_for` adds the rules for a design."""
 
-    loaded: LoadedDesign
+    process: DesignProcess
     config: ContractConfig
 
     def __init__(self) -> None:
         super().__init__()
-        self._runner = asyncio.Runner()
-        self._scratch = Path(tempfile.mkdtemp(prefix="alma-contract-"))
-        self.llm = OfflineLLM()
-        self.checker = ContractChecker(self.loaded, self.config, self._run, self._context)
+        self.checker = ContractChecker(self.process, self.config, self._run, CONTRACT_SEED)
         self.probes: list[TaskStart] = []
         self.changed = False  # updated since the last snapshot: another one would repeat it
-        try:
-            self.design: MemoryDesign = self.checker.new_design()
-        except BaseException:
-            self.teardown()  # Hypothesis calls teardown only for machines it finished building
-            raise
+        self.design: RemoteDesign = self.checker.new_design()
 
     def _run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        return self._runner.run(coro)
-
-    def _context(self, label: str) -> DesignContext:
-        scratch = self._scratch / label
-        scratch.mkdir(parents=True, exist_ok=True)
-        return DesignContext(
-            llm=self.llm, rng=random.Random(CONTRACT_SEED), scratch_dir=scratch, seed=CONTRACT_SEED
-        )
+        return aio.run(coro)
 
     def _probe(self, start: TaskStart) -> None:
         self.probes.append(start)
@@ -148,13 +132,11 @@ class DesignContractMachine(RuleBasedStateMachine):
         self.changed = False
 
     def teardown(self) -> None:
-        self.checker.close()
-        self._runner.close()
-        shutil.rmtree(self._scratch, ignore_errors=True)
+        aio.run(self.design.drop())
 
 
 def machine_for(
-    loaded: LoadedDesign, config: ContractConfig, envs: tuple[str, ...] = BUILTIN_ENVS
+    process: DesignProcess, config: ContractConfig, envs: tuple[str, ...] = BUILTIN_ENVS
 ) -> type[DesignContractMachine]:
     """A state-machine class for ``loaded`` drawing inputs of ``envs``.
 
@@ -180,8 +162,9 @@ def machine_for(
         def snapshot_and_restore(self) -> None:
             self.check_snapshot()
 
-    Machine.loaded = loaded
+    Machine.process = process
     Machine.config = config
-    name = "".join(ch if ch.isalnum() else "_" for ch in f"DesignContract_{loaded.cls.__name__}")
+    class_name = process.spec.class_name
+    name = "".join(ch if ch.isalnum() else "_" for ch in f"DesignContract_{class_name}")
     Machine.__name__ = Machine.__qualname__ = name
     return Machine

@@ -5,37 +5,21 @@ Every rule has a name (used in messages and reports) and a one-line statement in
 event loop, plain methods in a worker thread) and raises :class:`ContractViolation` naming the
 rule, the call and a short repr of the input whenever one is broken.
 
-Snapshot/restore is checked as the harness really uses it: the snapshot is loaded into a *fresh
-copy of the design module* (:class:`FreshModules`), as an xdist worker that never ran the
-updates would load it, so state kept in module globals is lost here just as it would be there.
+Every call goes to the design's own process, as in an episode (see :class:`ContractChecker`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import sys
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 from typing import Any, TypeVar
 
-from pytest_alma.design import (
-    DesignCallError,
-    DesignContext,
-    DesignError,
-    JSONDict,
-    LoadedDesign,
-    MemoryDesign,
-    call_retrieve,
-    call_update,
-    instantiate,
-    restore,
-    snapshot,
-    source_hash,
-)
+from pytest_alma.design import DesignCallError, DesignError, JSONDict
 from pytest_alma.records import TaskStart, Trajectory
+from pytest_alma.sandbox.process import DesignProcess, RemoteDesign
 
 T = TypeVar("T")
 
@@ -132,86 +116,49 @@ def _diff_hint(first: JSONDict, second: JSONDict) -> str:
     return f"first:  …{a[lo : at + 50]!r}\nsecond: …{b[lo : at + 50]!r}"
 
 
-class FreshModules:
-    """Loads a design file again into a new module object, standing in for a fresh process.
-
-    The new module is installed under the design's module name in ``sys.modules`` (pickle finds
-    classes there), and :meth:`close` puts the original module back. The design file must not have
-    changed since it was loaded; when it has, the loaded module is reused (and module-global
-    state goes undetected) rather than checking code that is not the code under test.
-    """
-
-    def __init__(self, loaded: LoadedDesign) -> None:
-        self._loaded = loaded
-        self._name = loaded.module.__name__
-        self._original = sys.modules.get(self._name)
-        self._changed = False
-
-    def fresh(self) -> LoadedDesign:
-        """A :class:`LoadedDesign` over a newly executed copy of the design module."""
-        path = Path(self._loaded.path)
-        try:
-            unchanged = source_hash(path) == self._loaded.source_hash
-            source = path.read_text(encoding="utf-8")
-        except OSError:
-            unchanged = False
-        if not unchanged:
-            return self._loaded
-        module = ModuleType(self._name)
-        module.__file__ = str(path)
-        # Installed before exec: dataclasses and pickle look the module up by name while the
-        # class bodies run.
-        sys.modules[self._name] = module
-        self._changed = True
-        exec(compile(source, str(path), "exec"), module.__dict__)
-        cls = getattr(module, self._loaded.cls.__name__)
-        return LoadedDesign(path=path, cls=cls, module=module, source_hash=self._loaded.source_hash)
-
-    def close(self) -> None:
-        """Put the originally loaded module back under its name."""
-        if self._changed and self._original is not None:
-            sys.modules[self._name] = self._original
-        self._changed = False
-
-
 class ContractChecker:
     """Makes design calls like the harness and checks every rule on each of them.
 
-    ``run`` executes a coroutine to completion (the state machine's private event loop);
-    ``make_context(label)`` builds the offline context a new or restored instance gets.
+    The design lives in a design process (:class:`~pytest_alma.sandbox.process.DesignProcess`),
+    as in a real episode: the same time limit, the same strict-JSON boundary. ``run`` executes a
+    coroutine to completion on this process's loop. Snapshot/restore is checked as the harness
+    uses it: the snapshot is restored into a *fresh copy of the design module* (executed again
+    in the design process), as a worker that never ran the updates would load it, so state kept
+    in module globals is lost here just as it would be there.
     """
 
     def __init__(
         self,
-        loaded: LoadedDesign,
+        process: DesignProcess,
         config: ContractConfig,
         run: Callable[[Coroutine[Any, Any, Any]], Any],
-        make_context: Callable[[str], DesignContext],
+        seed: int,
     ) -> None:
-        self.loaded = loaded
+        self.process = process
         self.config = config
         self._run = run
-        self._make_context = make_context
-        self._modules = FreshModules(loaded)
+        self._seed = seed
         self._restores = 0
 
     @property
     def name(self) -> str:
-        return self.loaded.cls.__name__
+        return self.process.spec.class_name
 
     def close(self) -> None:
-        """Put the design module back."""
-        self._modules.close()
+        """Nothing to undo: the design process is the caller's."""
 
-    def new_design(self) -> MemoryDesign:
+    def new_design(self) -> RemoteDesign:
         """A freshly constructed instance (a failing constructor raises DesignLoadError)."""
-        return instantiate(self.loaded, self._make_context("contract"))
+        design: RemoteDesign = self._run(
+            self.process.new("contract", self._seed, self.config.call_timeout_s)
+        )
+        return design
 
     # -- calls ---------------------------------------------------------------------------------
 
     def _invoke(self, call_coro: Coroutine[Any, Any, Any], rule: str, call: str, shown: str) -> Any:
-        """Run a harness call (``call_update``/``call_retrieve``: same timeouts and isolation
-        guards as real episodes) and turn its DesignCallError into the violated rule."""
+        """Run a design call (same time limit and checks as real episodes) and turn its
+        DesignCallError into the violated rule."""
         timeout = self.config.call_timeout_s
         started = time.perf_counter()
         try:
@@ -219,54 +166,40 @@ class ContractChecker:
         except DesignCallError as exc:
             raise ContractViolation(_rule_of(exc, rule), call, shown, str(exc)) from None
         elapsed = time.perf_counter() - started
-        # A coroutine that blocks the loop briefly past the limit may still return; the wall
-        # clock catches it.
         if timeout is not None and elapsed > timeout:
             raise ContractViolation(
                 "time-limit", call, shown, f"took {elapsed:.2f} s, the limit is {timeout:g} s"
             )
         return result
 
-    def update(self, design: MemoryDesign, trajectory: Trajectory) -> None:
+    def update(self, design: RemoteDesign, trajectory: Trajectory) -> None:
         """``general_update`` accepts the trajectory, in time, without changing it."""
         shown = describe_trajectory(trajectory)
         call = f"{self.name}.general_update"
-        before = trajectory.to_json()
-        self._invoke(
-            call_update(design, trajectory, self.config.call_timeout_s),
+        mutated = self._invoke(
+            design.update(trajectory, self.config.call_timeout_s),
             "update-accepts-trajectory",
             call,
             shown,
         )
-        if trajectory.to_json() != before:
+        if mutated:
             raise ContractViolation(
                 "no-input-mutation", call, shown, "the trajectory was changed by the call"
             )
 
     def retrieve(
-        self, design: MemoryDesign, start: TaskStart, rule: str = "retrieve-works"
+        self, design: RemoteDesign, start: TaskStart, rule: str = "retrieve-works"
     ) -> JSONDict:
         """``general_retrieve`` returns a strict-JSON dict within the cap, in time, input intact."""
         shown = describe_start(start)
         call = f"{self.name}.general_retrieve"
-        before = start.to_json()
-        result: JSONDict = self._invoke(
-            call_retrieve(design, start, self.config.call_timeout_s), rule, call, shown
+        result, mutated = self._invoke(
+            design.retrieve(start, self.config.call_timeout_s), rule, call, shown
         )
-        if start.to_json() != before:
+        if mutated:
             raise ContractViolation(
                 "no-input-mutation", call, shown, "the task start was changed by the call"
             )
-        try:
-            # allow_nan=False: NaN and Infinity are not JSON, whatever Python's json emits.
-            json.dumps(result, ensure_ascii=False, allow_nan=False)
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise ContractViolation(
-                "retrieve-returns-json-dict",
-                call,
-                shown,
-                f"the dict is not JSON-serialisable: {exc}",
-            ) from None
         size = rendered_chars(result)
         if size > self.config.memory_cap:
             raise ContractViolation(
@@ -276,11 +209,12 @@ class ContractChecker:
                 f"the dict renders to {size} characters, the cap is {self.config.memory_cap}; "
                 "bound what you store or return (the agent would see it truncated)",
             )
-        return result
+        memory: JSONDict = result
+        return memory
 
     # -- compound rules --------------------------------------------------------------------------
 
-    def retrieve_twice(self, design: MemoryDesign, start: TaskStart) -> JSONDict:
+    def retrieve_twice(self, design: RemoteDesign, start: TaskStart) -> JSONDict:
         """Two retrievals without an update in between give the same dict."""
         first = self.retrieve(design, start)
         second = self.retrieve(design, start)
@@ -295,25 +229,35 @@ class ContractChecker:
             )
         return first
 
-    def snapshot_restore(self, design: MemoryDesign, probes: list[TaskStart]) -> MemoryDesign:
+    def snapshot_restore(self, design: RemoteDesign, probes: list[TaskStart]) -> RemoteDesign:
         """Snapshot ``design``, restore it in a fresh module, check ``probes`` retrieve the same.
 
         Returns the restored instance, which the caller keeps using (so later state loss shows).
         """
         before = [self.retrieve(design, p) for p in probes]
         call = f"snapshot/restore of {self.name}"
+        timeout = self.config.call_timeout_s
         try:
-            blob = snapshot(design)
+            blob = self._run(design.snapshot(timeout))
         except DesignCallError as exc:
             raise ContractViolation("snapshot-restore", call, "", str(exc)) from None
         self._restores += 1
-        fresh = self._modules.fresh()
+        label = f"restored-{self._restores}"
         try:
-            restored = restore(fresh, self._make_context(f"restored-{self._restores}"), blob)
-        except Exception as exc:
-            raise ContractViolation(
-                "snapshot-restore", call, "", f"restoring raised {_short(exc)}"
-            ) from exc
+            restored: RemoteDesign = self._run(
+                self.process.restore(
+                    # Used once (keep=False): the design process does not keep it.
+                    "contract-" + hashlib.sha256(blob).hexdigest(),
+                    blob,
+                    label,
+                    self._seed,
+                    timeout,
+                    fresh_module=True,
+                    keep=False,
+                )
+            )
+        except DesignError as exc:
+            raise ContractViolation("snapshot-restore", call, "", str(exc)) from None
         for probe, old in zip(probes, before, strict=True):
             new = self.retrieve(restored, probe)
             if canonical(new) != canonical(old):
@@ -325,6 +269,7 @@ class ContractChecker:
                     "(picklable; not in module globals) or implement "
                     "state_dict()/load_state_dict()\n" + _diff_hint(old, new),
                 )
+        self._run(design.drop())
         return restored
 
 
@@ -333,21 +278,8 @@ def _rule_of(exc: DesignCallError, default: str) -> str:
     text = str(exc)
     if "did not finish within" in text:
         return "time-limit"
-    if "expected a dict" in text or "not JSON-serialisable" in text:
+    if "expected a dict" in text or "not strict JSON" in text:
         return "retrieve-returns-json-dict"
     if "memory that is too large" in text:
         return "retrieve-size"
     return default
-
-
-def _short(exc: BaseException) -> str:
-    """``Type: message`` of an exception and where in the design it was raised."""
-    text = f"{type(exc).__name__}: {exc}"
-    tb = exc.__traceback__
-    where = ""
-    while tb is not None:
-        frame = tb.tb_frame
-        if not frame.f_code.co_filename.startswith(str(Path(__file__).parent.parent)):
-            where = f" (at {frame.f_code.co_filename}:{tb.tb_lineno} in {frame.f_code.co_name})"
-        tb = tb.tb_next
-    return text + where

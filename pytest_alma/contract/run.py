@@ -8,18 +8,25 @@ which searches for a sequence of calls that breaks a rule and shrinks it.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 from hypothesis import Phase
 from hypothesis.errors import Flaky
 from hypothesis.stateful import run_state_machine_as_test as _run_untyped
 
-from pytest_alma.contract.machine import DesignContractMachine, machine_for
+from pytest_alma import aio
+from pytest_alma.contract.machine import DesignContractMachine, OfflineLLM, machine_for
 from pytest_alma.contract.profiles import get_profile, profile_name
 from pytest_alma.contract.rules import ContractConfig, ContractViolation
 from pytest_alma.contract.strategies import BUILTIN_ENVS, edge_trajectories, example_start
-from pytest_alma.design import DesignError, LoadedDesign
+from pytest_alma.design import DesignError
+from pytest_alma.sandbox.launch import Limits, Sandbox, choose_sandbox
+from pytest_alma.sandbox.process import DesignProcess
+from pytest_alma.sandbox.static_find import DesignSpec
 
 # Hypothesis leaves this function unannotated; give it a type once, here.
 run_state_machine_as_test: Callable[..., None] = _run_untyped
@@ -33,15 +40,23 @@ DEFAULT_CALL_TIMEOUT_S = 60.0
 
 
 def check_design(
-    loaded: LoadedDesign,
+    loaded: DesignSpec,
     *,
     profile: str | None = None,
     memory_cap: int = 16000,
     call_timeout_s: float | None = DEFAULT_CALL_TIMEOUT_S,
     envs: Sequence[str] = BUILTIN_ENVS,
     edge_cases: bool = True,
+    sandbox: Sandbox | None = None,
+    limits: Limits | None = None,
+    process: DesignProcess | None = None,
 ) -> None:
     """Check ``loaded`` against every rule of the contract; raise on the first broken one.
+
+    The design runs in a design process (``sandbox``: bubblewrap where it works, see
+    :mod:`pytest_alma.sandbox.launch`): ``process``, the one its episodes use (the harness's;
+    its LLM calls are answered offline while the check runs, and it lives on), or else one of
+    its own, ended when the check ends.
 
     Raises :class:`ContractViolation` (a :class:`~pytest_alma.design.DesignError`) whose message
     names the rule, the call and its input and, for a Hypothesis find, lists the shrunk steps
@@ -50,9 +65,42 @@ def check_design(
     """
     config = ContractConfig(memory_cap=memory_cap, call_timeout_s=call_timeout_s)
     env_names = tuple(envs) or BUILTIN_ENVS
+    if process is not None:
+        # The episodes' own process: one start instead of two, and an import that fails here
+        # fails the episodes at once (the failure is remembered), without a second time-out.
+        answers = process.llm
+        process.llm = OfflineLLM()
+        try:
+            _check(process, config, env_names, profile, edge_cases)
+        finally:
+            process.llm = answers
+        return
+    scratch = Path(tempfile.mkdtemp(prefix="alma-contract-"))
+    process = DesignProcess(
+        loaded,
+        sandbox or choose_sandbox("auto"),
+        scratch,
+        limits or Limits(),
+        OfflineLLM(),
+        load_timeout_s=call_timeout_s,
+    )
+    try:
+        _check(process, config, env_names, profile, edge_cases)
+    finally:
+        aio.run(process.kill())
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _check(
+    process: DesignProcess,
+    config: ContractConfig,
+    env_names: tuple[str, ...],
+    profile: str | None,
+    edge_cases: bool,
+) -> None:
     if edge_cases:  # off only to exercise the search on its own (tests)
-        check_edge_cases(loaded, config, env_names)
-    machine = machine_for(loaded, config, env_names)
+        check_edge_cases(process, config, env_names)
+    machine = machine_for(process, config, env_names)
     name = profile_name(profile)
     chosen = get_profile(name)
     shrunk = "Shrunk call sequence" if Phase.shrink in chosen.phases else "Call sequence (unshrunk)"
@@ -74,17 +122,17 @@ def check_design(
     except Flaky as exc:
         raise ContractViolation(
             "retrieve-deterministic",
-            loaded.cls.__name__,
+            process.spec.class_name,
             "",
             "the same call sequence passed once and failed once: the design depends on "
             f"something other than its inputs and memory\n{exc}\n{_steps(exc)}",
         ) from None
 
 
-def check_edge_cases(loaded: LoadedDesign, config: ContractConfig, envs: Sequence[str]) -> None:
+def check_edge_cases(process: DesignProcess, config: ContractConfig, envs: Sequence[str]) -> None:
     """The deterministic pass: per environment, a fresh design through every edge case."""
     for env in envs:
-        machine: DesignContractMachine = machine_for(loaded, config, tuple(envs))()
+        machine: DesignContractMachine = machine_for(process, config, tuple(envs))()
         try:
             start = example_start(env)
             label = "empty memory"

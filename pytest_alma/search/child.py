@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_alma import aio
 from pytest_alma.llm.client import LLMClient
 from pytest_alma.llm.errors import BudgetExceededError
+from pytest_alma.sandbox.launch import Limits, choose_sandbox
 from pytest_alma.search import archive as A
 from pytest_alma.search.archive import Archive, Candidate
 from pytest_alma.search.evidence import (
@@ -317,8 +318,11 @@ class ChildSteps:
         if problems:
             return "static", "\n".join(str(p) for p in problems)
         path = self._candidate_file(c, f"a{c.attempts}")
+        settings = self.ctx.settings
         error = check_import(
-            path, self.ctx.settings.worker_memory_mb, self.ctx.settings.api_key_env
+            path,
+            choose_sandbox(settings.sandbox),
+            Limits(memory_mb=settings.design_memory_mb, cpu_s=settings.design_cpu_s),
         )
         if error is not None:
             return "import", error

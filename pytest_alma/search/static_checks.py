@@ -2,8 +2,8 @@
 
 The code must parse, define exactly one design class with both ``general_*`` methods, and
 import nothing from the forbidden list (``--alma-search-forbidden-imports``). None of this is the
-security boundary (the isolated worker is, see ``docs/isolation.md``); it rejects code that has
-no business running before anything runs, and gives the repair call a precise message.
+security boundary (the sandboxed design process is, see ``docs/isolation.md``); it rejects code
+that has no business running before anything runs, and gives the repair call a precise message.
 """
 
 from __future__ import annotations

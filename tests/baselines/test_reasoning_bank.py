@@ -1,6 +1,7 @@
 """Tests of the Reasoning Bank baseline (baselines/reasoning_bank.py) and its scripted policy.
 
-The design is loaded the way the harness loads it (``load_design`` on the file) and driven with a
+The design is loaded in-process, as its design process loads it (``load_design`` on the file: a
+trusted baseline, so no sandbox is needed here), and driven with a
 fake LLM that answers chat calls with the scripted policy
 (:class:`pytest_alma.llm.scripted_reasoning_bank.ReasoningBankPolicy`, a test double) and embeds
 with the scripted model's hashed embeddings, counting every call so that the counts stated in
@@ -23,8 +24,6 @@ from pytest_alma.design import (
     DesignContext,
     LoadedDesign,
     MemoryDesign,
-    call_retrieve,
-    call_update,
     instantiate,
     load_design,
     restore,
@@ -138,7 +137,7 @@ def test_prompt_markers_are_the_policys(loaded: LoadedDesign) -> None:
 
 def test_success_is_distilled_into_strategy_items(loaded: LoadedDesign, tmp_path: Path) -> None:
     design, llm = make(loaded, tmp_path)
-    run(call_update(design, episode(KITCHEN, WIN, True)))
+    run(design.general_update(episode(KITCHEN, WIN, True)))
     items = design.items  # type: ignore[attr-defined]
     assert 1 <= len(items) <= 3
     assert all(set(i) == {"title", "description", "content", "learned_from"} for i in items)
@@ -155,7 +154,7 @@ def test_success_is_distilled_into_strategy_items(loaded: LoadedDesign, tmp_path
 
 def test_failure_is_distilled_into_pitfall_items(loaded: LoadedDesign, tmp_path: Path) -> None:
     design, llm = make(loaded, tmp_path)
-    run(call_update(design, episode(CAVE, LOSS, False)))
+    run(design.general_update(episode(CAVE, LOSS, False)))
     items = design.items  # type: ignore[attr-defined]
     assert len(items) == 3
     assert all(i["learned_from"] == "failure" for i in items)
@@ -166,13 +165,13 @@ def test_failure_is_distilled_into_pitfall_items(loaded: LoadedDesign, tmp_path:
 
 def test_retrieves_the_closest_item_as_readable_dict(loaded: LoadedDesign, tmp_path: Path) -> None:
     design, _ = make(loaded, tmp_path)
-    run(call_update(design, episode(KITCHEN, WIN, True)))
-    run(call_update(design, episode(CAVE, LOSS, False)))
-    memory = run(call_retrieve(design, KITCHEN))
+    run(design.general_update(episode(KITCHEN, WIN, True)))
+    run(design.general_update(episode(CAVE, LOSS, False)))
+    memory = run(design.general_retrieve(KITCHEN))
     [item] = memory["memory_items"]  # k = 1, over items
     assert item["learned_from"] == "success"
     assert "red key" in item["content"] or "red key" in item["title"]
-    memory = run(call_retrieve(design, CAVE))
+    memory = run(design.general_retrieve(CAVE))
     assert memory["memory_items"][0]["learned_from"] == "failure"
     json.dumps(memory)  # readable and JSON-serialisable
 
@@ -195,7 +194,7 @@ def test_model_comes_from_the_environment(
     monkeypatch.setenv("ALMA_REASONING_BANK_MODEL", "gpt-4o-mini")
     design, llm = make(loaded, tmp_path)
     assert design.config["model"] == "gpt-4o-mini"  # type: ignore[attr-defined]
-    run(call_update(design, episode(KITCHEN, WIN, True)))
+    run(design.general_update(episode(KITCHEN, WIN, True)))
     assert llm.chats[0]["model"] == "gpt-4o-mini"
 
 
@@ -203,7 +202,7 @@ def test_empty_bank_returns_empty_dict_without_any_call(
     loaded: LoadedDesign, tmp_path: Path
 ) -> None:
     design, llm = make(loaded, tmp_path)
-    assert run(call_retrieve(design, KITCHEN)) == {}
+    assert run(design.general_retrieve(KITCHEN)) == {}
     assert llm.counts == (0, [])
 
 
@@ -223,8 +222,8 @@ def test_threshold_is_strictly_above_0_3(
     loaded: LoadedDesign, tmp_path: Path, cos: float, found: bool
 ) -> None:
     design, _ = make(loaded, tmp_path, ScriptedLLM(two_direction_embedder(cos)))
-    run(call_update(design, episode(KITCHEN, WIN, True)))
-    assert bool(run(call_retrieve(design, CAVE))) is found
+    run(design.general_update(episode(KITCHEN, WIN, True)))
+    assert bool(run(design.general_retrieve(CAVE))) is found
 
 
 def test_call_counts_match_the_docstring(loaded: LoadedDesign, tmp_path: Path) -> None:
@@ -236,17 +235,17 @@ def test_call_counts_match_the_docstring(loaded: LoadedDesign, tmp_path: Path) -
     assert "with ``error`` set (cut short by a harness failure): 0 chat + 0 embed" in doc
 
     design, llm = make(loaded, tmp_path)
-    run(call_update(design, episode(KITCHEN, WIN, True)))
+    run(design.general_update(episode(KITCHEN, WIN, True)))
     n = len(design.items)  # type: ignore[attr-defined]
     assert llm.counts == (1, [n])
     llm.reset()
-    run(call_retrieve(design, CAVE))
+    run(design.general_retrieve(CAVE))
     assert llm.counts == (0, [1])
     llm.reset()
-    run(call_update(design, episode(CAVE, ["look"], False, error="LLM unavailable")))
+    run(design.general_update(episode(CAVE, ["look"], False, error="LLM unavailable")))
     assert llm.counts == (0, [])
     llm.replies = ["no JSON here"]
-    run(call_update(design, episode(CAVE, LOSS, False)))
+    run(design.general_update(episode(CAVE, LOSS, False)))
     assert llm.counts == (1, [])
 
 
@@ -258,7 +257,7 @@ def test_judge_mode_costs_one_more_chat_and_decides_the_label(
     assert design.config["judge"] is True  # type: ignore[attr-defined]
     # The environment says success, but the game never ended the episode nor rewarded it: the
     # (scripted) judge sees only the steps and calls it a failure.
-    run(call_update(design, episode(KITCHEN, WIN, True, last_reward=0.0, done=False)))
+    run(design.general_update(episode(KITCHEN, WIN, True, last_reward=0.0, done=False)))
     n = len(design.items)  # type: ignore[attr-defined]
     assert llm.counts == (2, [n])
     judge, extract = llm.chats
@@ -270,7 +269,7 @@ def test_judge_mode_costs_one_more_chat_and_decides_the_label(
     assert all(i["learned_from"] == "failure" for i in design.items)  # type: ignore[attr-defined]
 
     llm.reset()
-    run(call_update(design, episode(CAVE, WIN, False, last_reward=1.0, done=True)))
+    run(design.general_update(episode(CAVE, WIN, False, last_reward=1.0, done=True)))
     assert llm.counts[0] == 2
     assert "Outcome used for this extraction: success" in llm.chats[1]["messages"][1]["content"]
 
@@ -293,7 +292,7 @@ def test_unreadable_verdict_falls_back_to_ground_truth(
 ) -> None:
     monkeypatch.setenv("ALMA_REASONING_BANK_JUDGE", "1")
     design, _ = make(loaded, tmp_path, ScriptedLLM(replies=[verdict]))
-    run(call_update(design, episode(KITCHEN, WIN, True, last_reward=0.0, done=False)))
+    run(design.general_update(episode(KITCHEN, WIN, True, last_reward=0.0, done=False)))
     assert design.stats["judge_unparsed"] == 1  # type: ignore[attr-defined]
     assert all(i["learned_from"] == "success" for i in design.items)  # type: ignore[attr-defined]
 
@@ -336,16 +335,16 @@ def test_malformed_extraction_stores_nothing_and_keeps_the_bank(
     loaded: LoadedDesign, tmp_path: Path, reply: str
 ) -> None:
     design, llm = make(loaded, tmp_path)
-    run(call_update(design, episode(KITCHEN, WIN, True)))
+    run(design.general_update(episode(KITCHEN, WIN, True)))
     before = [dict(i) for i in design.items]  # type: ignore[attr-defined]
     llm.replies = [reply]
     llm.reset()
-    run(call_update(design, episode(CAVE, LOSS, False)))  # must not raise
+    run(design.general_update(episode(CAVE, LOSS, False)))  # must not raise
     assert design.items == before  # type: ignore[attr-defined]
     assert len(design.index) == len(before)  # type: ignore[attr-defined]
     assert llm.counts == (1, [])  # nothing to embed
     assert design.stats["extraction_unusable"] == 1  # type: ignore[attr-defined]
-    assert run(call_retrieve(design, KITCHEN))["memory_items"][0] in before
+    assert run(design.general_retrieve(KITCHEN))["memory_items"][0] in before
 
 
 def test_only_complete_items_are_kept_and_at_most_three(
@@ -355,7 +354,7 @@ def test_only_complete_items_are_kept_and_at_most_three(
     items = [{"title": "no content", "description": "d"}, *good]
     reply = "Here you go:\n```json\n" + json.dumps({"memory_items": items}) + "\n```"
     design, llm = make(loaded, tmp_path, ScriptedLLM(replies=[reply]))
-    run(call_update(design, episode(KITCHEN, WIN, True)))
+    run(design.general_update(episode(KITCHEN, WIN, True)))
     assert [i["title"] for i in design.items] == ["T0", "T1", "T2"]  # type: ignore[attr-defined]
     assert llm.counts == (1, [3])
 
@@ -363,7 +362,7 @@ def test_only_complete_items_are_kept_and_at_most_three(
 def test_long_fields_are_clipped(loaded: LoadedDesign, tmp_path: Path) -> None:
     item = {"title": "t" * 1000, "description": "d" * 1000, "content": "c" * 5000}
     design, _ = make(loaded, tmp_path, ScriptedLLM(replies=[json.dumps([item])]))
-    run(call_update(design, episode(KITCHEN, WIN, True)))
+    run(design.general_update(episode(KITCHEN, WIN, True)))
     [stored] = design.items  # type: ignore[attr-defined]
     assert len(stored["title"]) <= loaded.module.TITLE_CHARS
     assert len(stored["description"]) <= loaded.module.DESCRIPTION_CHARS
@@ -372,20 +371,20 @@ def test_long_fields_are_clipped(loaded: LoadedDesign, tmp_path: Path) -> None:
 
 def test_unusable_embeddings_drop_their_items(loaded: LoadedDesign, tmp_path: Path) -> None:
     design, _ = make(loaded, tmp_path, ScriptedLLM(embedder=lambda _t: [0.0, 0.0]))
-    run(call_update(design, episode(KITCHEN, WIN, True)))
+    run(design.general_update(episode(KITCHEN, WIN, True)))
     assert design.items == []  # type: ignore[attr-defined]
-    assert run(call_retrieve(design, KITCHEN)) == {}
+    assert run(design.general_retrieve(KITCHEN)) == {}
 
 
 def test_regression_keyerror_when_nothing_matches(loaded: LoadedDesign, tmp_path: Path) -> None:
     """The ALMA port's top-1 lookup indexed its store with None (KeyError) when nothing matched
     (empty store, below threshold). Both give {} here, as does an unusable query embedding."""
     design, llm = make(loaded, tmp_path, ScriptedLLM(two_direction_embedder(0.0)))
-    assert run(call_retrieve(design, CAVE)) == {}
-    run(call_update(design, episode(KITCHEN, WIN, True)))
-    assert run(call_retrieve(design, CAVE)) == {}
+    assert run(design.general_retrieve(CAVE)) == {}
+    run(design.general_update(episode(KITCHEN, WIN, True)))
+    assert run(design.general_retrieve(CAVE)) == {}
     llm.embedder = lambda _t: [0.0, 0.0, 0.0]
-    assert run(call_retrieve(design, KITCHEN)) == {}
+    assert run(design.general_retrieve(KITCHEN)) == {}
 
 
 def test_regression_reembeds_store_on_every_retrieve(loaded: LoadedDesign, tmp_path: Path) -> None:
@@ -395,12 +394,12 @@ def test_regression_reembeds_store_on_every_retrieve(loaded: LoadedDesign, tmp_p
         design, llm = make(loaded, tmp_path)
         for i in range(size):
             s = start(f"open chest {i}", f"A room with chest {i}.", f"t{i}")
-            run(call_update(design, episode(s, ["open chest", "take gold"], True)))
+            run(design.general_update(episode(s, ["open chest", "take gold"], True)))
         items = len(design.items)  # type: ignore[attr-defined]
         assert sum(llm.embed_calls) == items  # each item embedded exactly once
         llm.reset()
         for _ in range(3):
-            run(call_retrieve(design, start("open chest 3", "A room with chest 3.")))
+            run(design.general_retrieve(start("open chest 3", "A room with chest 3.")))
         assert llm.counts == (0, [1, 1, 1])
 
 
@@ -408,9 +407,9 @@ def test_regression_repeats_overwrite_earlier_lessons(loaded: LoadedDesign, tmp_
     """The ALMA port stored one markdown blob per task key, so a repeat of the same task erased
     what the earlier episodes taught. Items are appended to the bank instead."""
     design, _ = make(loaded, tmp_path)
-    run(call_update(design, episode(KITCHEN, WIN, True)))
+    run(design.general_update(episode(KITCHEN, WIN, True)))
     first = len(design.items)  # type: ignore[attr-defined]
-    run(call_update(design, episode(KITCHEN, LOSS, False)))
+    run(design.general_update(episode(KITCHEN, LOSS, False)))
     labels = {i["learned_from"] for i in design.items}  # type: ignore[attr-defined]
     assert len(design.items) > first and labels == {"success", "failure"}  # type: ignore[attr-defined]
 
@@ -420,9 +419,9 @@ def test_regression_bad_reply_stored_as_memory(loaded: LoadedDesign, tmp_path: P
     prose became 'memory'). Here a reply without valid items stores nothing."""
     reply = json.dumps({"error": "bad JSON", "raw_output": "oops"})
     design, _ = make(loaded, tmp_path, ScriptedLLM(replies=[reply]))
-    run(call_update(design, episode(KITCHEN, WIN, True)))
+    run(design.general_update(episode(KITCHEN, WIN, True)))
     assert design.items == []  # type: ignore[attr-defined]
-    assert run(call_retrieve(design, KITCHEN)) == {}
+    assert run(design.general_retrieve(KITCHEN)) == {}
 
 
 def test_concurrent_updates_keep_items_and_rows_aligned(
@@ -433,8 +432,8 @@ def test_concurrent_updates_keep_items_and_rows_aligned(
     async def many() -> None:
         await asyncio.gather(
             *(
-                call_update(
-                    design, episode(start(f"goal {i}", f"room {i}", f"t{i}"), WIN, i % 2 == 0)
+                design.general_update(
+                    episode(start(f"goal {i}", f"room {i}", f"t{i}"), WIN, i % 2 == 0)
                 )
                 for i in range(10)
             )
@@ -447,13 +446,13 @@ def test_concurrent_updates_keep_items_and_rows_aligned(
 
 def test_pickle_round_trip_preserves_behaviour(loaded: LoadedDesign, tmp_path: Path) -> None:
     design, _ = make(loaded, tmp_path)
-    run(call_update(design, episode(KITCHEN, WIN, True)))
-    run(call_update(design, episode(CAVE, LOSS, False)))
-    before = [run(call_retrieve(design, s)) for s in (KITCHEN, CAVE)]
+    run(design.general_update(episode(KITCHEN, WIN, True)))
+    run(design.general_update(episode(CAVE, LOSS, False)))
+    before = [run(design.general_retrieve(s)) for s in (KITCHEN, CAVE)]
     llm = ScriptedLLM()
     ctx = DesignContext(llm=llm, rng=random.Random(1), scratch_dir=tmp_path, seed=1)
     again = restore(loaded, ctx, snapshot(design))
-    assert [run(call_retrieve(again, s)) for s in (KITCHEN, CAVE)] == before
+    assert [run(again.general_retrieve(s)) for s in (KITCHEN, CAVE)] == before
     assert llm.counts == (0, [1, 1])  # nothing re-embedded after loading
     assert again.config == design.config  # type: ignore[attr-defined]
 

@@ -1,6 +1,7 @@
 """Tests of the trajectory-retrieval baseline (baselines/trajectory_retrieval.py).
 
-The design is loaded the way the harness loads it (``load_design`` on the file) and driven with a
+The design is loaded in-process, as its design process loads it (``load_design`` on the file: a
+trusted baseline, so no sandbox is needed here), and driven with a
 fake LLM whose embeddings are the scripted model's deterministic hashed ones, and which counts
 every call, so the call counts stated in the module docstring can be checked exactly.
 """
@@ -20,8 +21,6 @@ from pytest_alma.design import (
     DesignContext,
     LoadedDesign,
     MemoryDesign,
-    call_retrieve,
-    call_update,
     instantiate,
     load_design,
     restore,
@@ -99,15 +98,15 @@ def test_stores_and_retrieves_the_most_similar_episode(
     loaded: LoadedDesign, tmp_path: Path
 ) -> None:
     design, _ = make(loaded, tmp_path)
-    run(call_update(design, episode(KITCHEN, ["take red key", "put red key on table"], True)))
-    run(call_update(design, episode(CAVE, ["attack dragon", "flee"], False)))
-    memory = run(call_retrieve(design, KITCHEN))
+    run(design.general_update(episode(KITCHEN, ["take red key", "put red key on table"], True)))
+    run(design.general_update(episode(CAVE, ["attack dragon", "flee"], False)))
+    memory = run(design.general_retrieve(KITCHEN))
     [hit] = memory["retrieved_similar_tasks"]  # k = 1
     assert hit["similarity"] == pytest.approx(1.0, abs=1e-3)
     assert "take red key" in hit["trajectory"]
     assert "put red key on table" in hit["trajectory"]
     assert "Outcome: success" in hit["trajectory"]
-    memory = run(call_retrieve(design, CAVE))
+    memory = run(design.general_retrieve(CAVE))
     [hit] = memory["retrieved_similar_tasks"]
     assert "attack dragon" in hit["trajectory"]
     assert "Outcome: failure" in hit["trajectory"]  # failures are stored too, as in ALMA
@@ -125,7 +124,7 @@ def test_empty_store_returns_empty_dict_without_any_call(
     loaded: LoadedDesign, tmp_path: Path
 ) -> None:
     design, llm = make(loaded, tmp_path)
-    assert run(call_retrieve(design, KITCHEN)) == {}
+    assert run(design.general_retrieve(KITCHEN)) == {}
     assert llm.embed_calls == [] and llm.chat_calls == 0
 
 
@@ -145,8 +144,8 @@ def test_threshold_is_strictly_above_0_3(
     loaded: LoadedDesign, tmp_path: Path, cos: float, found: bool
 ) -> None:
     design, _ = make(loaded, tmp_path, CountingLLM(two_direction_embedder(cos)))
-    run(call_update(design, episode(KITCHEN, ["take red key"], True)))
-    memory = run(call_retrieve(design, CAVE))
+    run(design.general_update(episode(KITCHEN, ["take red key"], True)))
+    memory = run(design.general_retrieve(CAVE))
     assert bool(memory) is found
     if found:
         assert memory["retrieved_similar_tasks"][0]["similarity"] == pytest.approx(cos, abs=1e-3)
@@ -156,21 +155,21 @@ def test_regression_keyerror_when_nothing_matches(loaded: LoadedDesign, tmp_path
     """The ALMA port indexed its store with None (KeyError) on an empty store, a below-threshold
     match, or an embedding failure, failing the episode. Each must give {} instead."""
     design, _ = make(loaded, tmp_path, CountingLLM(two_direction_embedder(0.0)))
-    assert run(call_retrieve(design, CAVE)) == {}  # empty store
-    run(call_update(design, episode(KITCHEN, ["take red key"], True)))
-    assert run(call_retrieve(design, CAVE)) == {}  # below the threshold
+    assert run(design.general_retrieve(CAVE)) == {}  # empty store
+    run(design.general_update(episode(KITCHEN, ["take red key"], True)))
+    assert run(design.general_retrieve(CAVE)) == {}  # below the threshold
 
     # An unusable query embedding (all zeros, wrong size, none at all) is no match either.
     for bad in ([0.0, 0.0, 0.0], [1.0, 0.0], []):
         design.ctx.llm.embedder = lambda _text, bad=bad: bad  # type: ignore[attr-defined]
-        assert run(call_retrieve(design, KITCHEN)) == {}
+        assert run(design.general_retrieve(KITCHEN)) == {}
 
     class NoVectors(CountingLLM):
         async def embed(self, texts: Sequence[str]) -> list[list[float]]:
             return []
 
     design.ctx.llm = NoVectors()
-    assert run(call_retrieve(design, KITCHEN)) == {}
+    assert run(design.general_retrieve(KITCHEN)) == {}
 
 
 def test_regression_reembeds_store_on_every_retrieve(loaded: LoadedDesign, tmp_path: Path) -> None:
@@ -181,11 +180,11 @@ def test_regression_reembeds_store_on_every_retrieve(loaded: LoadedDesign, tmp_p
         design, llm = make(loaded, tmp_path)
         for i in range(size):
             s = start(f"goal number {i}", f"room {i} with a door", f"t{i}")
-            run(call_update(design, episode(s, ["open door"], i % 2 == 0)))
+            run(design.general_update(episode(s, ["open door"], i % 2 == 0)))
         assert llm.embed_calls == [1] * size  # one text per stored trajectory, once
         llm.reset()
         for _ in range(3):
-            run(call_retrieve(design, start("goal number 3", "room 3 with a door")))
+            run(design.general_retrieve(start("goal number 3", "room 3 with a door")))
         assert llm.embed_calls == [1, 1, 1]  # one query text per retrieve, nothing else
         assert llm.chat_calls == 0
 
@@ -196,16 +195,16 @@ def test_call_counts_match_the_docstring(loaded: LoadedDesign, tmp_path: Path) -
     assert "``general_retrieve``: 0 chat calls + 1 embed call (of 1 text" in doc
     design, llm = make(loaded, tmp_path)
 
-    run(call_update(design, episode(KITCHEN, ["take red key"], False)))
+    run(design.general_update(episode(KITCHEN, ["take red key"], False)))
     assert (llm.chat_calls, llm.embed_calls) == (0, [1])
     llm.reset()
     # The same start again: the key and so its embedding are unchanged, nothing is embedded.
-    run(call_update(design, episode(KITCHEN, ["take red key", "drop key"], True)))
+    run(design.general_update(episode(KITCHEN, ["take red key", "drop key"], True)))
     assert (llm.chat_calls, llm.embed_calls) == (0, [])
     # A trajectory cut short by a harness failure is skipped.
-    run(call_update(design, episode(CAVE, ["look"], False, error="LLM unavailable")))
+    run(design.general_update(episode(CAVE, ["look"], False, error="LLM unavailable")))
     assert (llm.chat_calls, llm.embed_calls) == (0, [])
-    run(call_retrieve(design, CAVE))
+    run(design.general_retrieve(CAVE))
     assert (llm.chat_calls, llm.embed_calls) == (0, [1])
 
 
@@ -213,10 +212,10 @@ def test_same_start_replaces_but_failure_never_replaces_success(
     loaded: LoadedDesign, tmp_path: Path
 ) -> None:
     design, _ = make(loaded, tmp_path)
-    run(call_update(design, episode(KITCHEN, ["wander"], False)))
-    run(call_update(design, episode(KITCHEN, ["take red key", "put red key on table"], True)))
-    run(call_update(design, episode(KITCHEN, ["sleep"], False)))
-    [hit] = run(call_retrieve(design, KITCHEN))["retrieved_similar_tasks"]
+    run(design.general_update(episode(KITCHEN, ["wander"], False)))
+    run(design.general_update(episode(KITCHEN, ["take red key", "put red key on table"], True)))
+    run(design.general_update(episode(KITCHEN, ["sleep"], False)))
+    [hit] = run(design.general_retrieve(KITCHEN))["retrieved_similar_tasks"]
     assert "put red key on table" in hit["trajectory"]
     assert "sleep" not in hit["trajectory"] and "wander" not in hit["trajectory"]
     assert len(design.entries) == 1 and len(design.index) == 1  # type: ignore[attr-defined]
@@ -227,8 +226,8 @@ def test_concurrent_updates_of_one_start_keep_one_row(loaded: LoadedDesign, tmp_
 
     async def both() -> None:
         await asyncio.gather(
-            call_update(design, episode(KITCHEN, ["a"], True)),
-            call_update(design, episode(KITCHEN, ["b"], True)),
+            design.general_update(episode(KITCHEN, ["a"], True)),
+            design.general_update(episode(KITCHEN, ["b"], True)),
         )
 
     run(both())
@@ -253,8 +252,8 @@ def test_k_above_one_returns_best_first(loaded: LoadedDesign, tmp_path: Path) ->
 def test_retrieved_text_is_bounded(loaded: LoadedDesign, tmp_path: Path) -> None:
     design, _ = make(loaded, tmp_path)
     actions = [f"move to square number {i} " + "x" * 200 for i in range(300)]
-    run(call_update(design, episode(KITCHEN, actions, False)))
-    [hit] = run(call_retrieve(design, KITCHEN))["retrieved_similar_tasks"]
+    run(design.general_update(episode(KITCHEN, actions, False)))
+    [hit] = run(design.general_retrieve(KITCHEN))["retrieved_similar_tasks"]
     assert len(hit["trajectory"]) <= loaded.module.TRAJECTORY_CHARS
     assert "steps omitted" in hit["trajectory"]
     assert hit["trajectory"].endswith("Outcome: failure (score 0, 300 steps)")
@@ -262,13 +261,13 @@ def test_retrieved_text_is_bounded(loaded: LoadedDesign, tmp_path: Path) -> None
 
 def test_pickle_round_trip_preserves_behaviour(loaded: LoadedDesign, tmp_path: Path) -> None:
     design, _ = make(loaded, tmp_path)
-    run(call_update(design, episode(KITCHEN, ["take red key"], True)))
-    run(call_update(design, episode(CAVE, ["attack dragon"], False)))
-    before = [run(call_retrieve(design, s)) for s in (KITCHEN, CAVE)]
+    run(design.general_update(episode(KITCHEN, ["take red key"], True)))
+    run(design.general_update(episode(CAVE, ["attack dragon"], False)))
+    before = [run(design.general_retrieve(s)) for s in (KITCHEN, CAVE)]
     llm = CountingLLM()
     ctx = DesignContext(llm=llm, rng=random.Random(1), scratch_dir=tmp_path, seed=1)
     again = restore(loaded, ctx, snapshot(design))
-    assert [run(call_retrieve(again, s)) for s in (KITCHEN, CAVE)] == before
+    assert [run(again.general_retrieve(s)) for s in (KITCHEN, CAVE)] == before
     assert llm.embed_calls == [1, 1]  # nothing re-embedded after loading
-    run(call_update(again, episode(start("new goal", "new room"), ["go"], True)))
+    run(again.general_update(episode(start("new goal", "new room"), ["go"], True)))
     assert len(again.entries) == 3  # type: ignore[attr-defined]

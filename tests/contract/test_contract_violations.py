@@ -9,7 +9,8 @@ import pytest
 
 from pytest_alma.contract import RULES, ContractViolation
 from pytest_alma.contract.run import check_design
-from pytest_alma.design import DesignLoadError, load_design
+from pytest_alma.design import DesignLoadError
+from pytest_alma.sandbox.static_find import find_design
 
 HEADER = "from pytest_alma import MemoryDesign\n"
 
@@ -38,7 +39,7 @@ BROKEN: dict[str, tuple[str, str, str]] = {
                 return {"actions": set(task.actions)}
         """,
         "retrieve-returns-json-dict",
-        "not JSON-serialisable",
+        "not strict JSON",
     ),
     "returns_a_list": (
         """
@@ -175,7 +176,7 @@ def write_design(tmp_path: Path, name: str, body: str) -> Path:
 @pytest.mark.parametrize("name", list(BROKEN))
 def test_broken_design_gives_readable_violation(tmp_path: Path, name: str) -> None:
     body, rule, needle = BROKEN[name]
-    loaded = load_design(write_design(tmp_path, name, body))
+    loaded = find_design(write_design(tmp_path, name, body))
     with pytest.raises(ContractViolation) as info:
         check_design(loaded, profile="ci", call_timeout_s=0.2, envs=("babaisai", "alfworld"))
     message = str(info.value)
@@ -203,7 +204,7 @@ def test_search_finds_and_shrinks_a_sequence(tmp_path: Path) -> None:
                 raise KeyError("no alfworld memory")
             return {}
     """
-    loaded = load_design(write_design(tmp_path, "env_specific", body))
+    loaded = find_design(write_design(tmp_path, "env_specific", body))
     with pytest.raises(ContractViolation) as info:
         check_design(loaded, profile="ci", envs=("babaisai", "alfworld"), edge_cases=False)
     message = str(info.value)
@@ -219,25 +220,26 @@ def test_failing_constructor_is_a_load_error(tmp_path: Path) -> None:
         def __init__(self, ctx):
             raise RuntimeError("constructor exploded")
     """
-    loaded = load_design(write_design(tmp_path, "bad_init", body))
+    loaded = find_design(write_design(tmp_path, "bad_init", body))
     with pytest.raises(DesignLoadError, match="constructor exploded"):
         check_design(loaded, profile="ci")
 
 
-def test_module_is_put_back_after_the_check(tmp_path: Path) -> None:
-    """The fresh-module simulation of a worker must not leave its copy in sys.modules."""
+def test_the_check_runs_no_design_code_in_this_process(tmp_path: Path) -> None:
+    """The design is imported, called, snapshotted and restored in its own process only."""
     import sys
 
     body = """
+    import os
     class D(MemoryDesign):
         def __init__(self, ctx):
             super().__init__(ctx)
-            self.n = 0
+            self.pid = os.getpid()
         async def general_update(self, t):
-            self.n += 1
+            pass
         async def general_retrieve(self, task):
-            return {"n": self.n}
+            return {"pid": self.pid}
     """
-    loaded = load_design(write_design(tmp_path, "counter", body))
-    check_design(loaded, profile="ci", envs=("babaisai",))
-    assert sys.modules[loaded.module.__name__] is loaded.module
+    spec = find_design(write_design(tmp_path, "counter", body))
+    check_design(spec, profile="ci", envs=("babaisai",))
+    assert not [name for name in sys.modules if name.startswith("pytest_alma_design_counter")]

@@ -5,11 +5,8 @@ from pathlib import Path
 import pytest
 
 from pytest_alma.design import (
-    DesignCallError,
     DesignContext,
     DesignLoadError,
-    call_retrieve,
-    call_update,
     instantiate,
     load_design,
     restore,
@@ -98,10 +95,10 @@ def test_sync_methods_run_and_snapshot_restores(tmp_path: Path) -> None:
     loaded = load_design(path)
     design = instantiate(loaded, ctx(tmp_path))
     traj = Trajectory(START, (), 0.0, False)
-    asyncio.run(call_update(design, traj))
+    design.general_update(traj)  # type: ignore[unused-coroutine]
     blob = snapshot(design)
     again = restore(loaded, ctx(tmp_path), blob)
-    assert asyncio.run(call_retrieve(again, START)) == {"seen": ["goto_win"]}
+    assert again.general_retrieve(START) == {"seen": ["goto_win"]}  # type: ignore[comparison-overlap]
     assert again.ctx is not None
 
 
@@ -125,27 +122,6 @@ def test_state_dict_designs_restore_through_it(tmp_path: Path) -> None:
     )
     loaded = load_design(path)
     design = instantiate(loaded, ctx(tmp_path))
-    asyncio.run(call_update(design, Trajectory(START, (), 0.0, False)))
+    asyncio.run(design.general_update(Trajectory(START, (), 0.0, False)))
     restored = restore(loaded, ctx(tmp_path), snapshot(design))
-    assert asyncio.run(call_retrieve(restored, START)) == {"n": 1}
-
-
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        ("        raise KeyError('missing')\n", "raised"),
-        ("        return [1, 2]\n", "expected a dict"),
-        ("        return {'x': object()}\n", "not JSON-serialisable"),
-        ("        import time; time.sleep(2)\n", "did not finish within"),
-    ],
-)
-def test_bad_retrieve_is_a_design_call_error(tmp_path: Path, body: str, message: str) -> None:
-    path = write(
-        tmp_path,
-        "class D(MemoryDesign):\n"
-        "    def general_update(self, t):\n        pass\n"
-        "    def general_retrieve(self, task):\n" + body,
-    )
-    design = instantiate(load_design(path), ctx(tmp_path))
-    with pytest.raises(DesignCallError, match=message):
-        asyncio.run(call_retrieve(design, START, timeout_s=0.5))
+    assert asyncio.run(restored.general_retrieve(START)) == {"n": 1}

@@ -1,8 +1,9 @@
 """Untrusted designs cannot hurt the run: each misbehaving design fails its own items, readably.
 
 One xdist session runs a good design (no_memory), a design that snoops the environment for
-credentials, and one design per kind of misbehaviour (see ``docs/isolation.md``). The session
-must finish, the good designs must get all their results, and the report must be written.
+credentials, and one design per kind of misbehaviour (see ``docs/isolation.md``), each in its
+sandboxed design process. The session must finish, the good designs must get all their results,
+and the report must be written. (The full kit of attacks is tests/e2e/test_hostile_designs.py.)
 """
 
 from __future__ import annotations
@@ -46,8 +47,7 @@ DESIGNS = {
     "junk_huge.py": _design("        return {'x': 'a' * 100_000_000}\n"),
     "junk_type.py": _design("        return {'x': {1, 2, 3}}\n"),
     "writer.py": _design(
-        "        open(os.path.join(os.getcwd(), 'reports', 'pwned.txt'), 'w').write('x')\n"
-        "        return {}\n",
+        "        open(os.environ['ALMA_TEST_TARGET'], 'w').write('x')\n        return {}\n",
         update=(
             "    async def general_update(self, t):\n"
             "        (self.ctx.scratch_dir / 'notes.txt').write_text('allowed')\n"
@@ -84,6 +84,8 @@ def test_misbehaving_designs_fail_alone(
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
     monkeypatch.setenv("MY_SERVICE_TOKEN", FAKE_TOKEN)
     monkeypatch.setenv("ALMA_BASE_URL", FAKE_URL)
+    # An ALMA_* option reaches designs: here, the absolute path of a file it must not create.
+    monkeypatch.setenv("ALMA_TEST_TARGET", str(project.path / "reports" / "pwned.txt"))
     started = time.perf_counter()
     result = project.runpytest_subprocess(
         *QUICK,
@@ -91,7 +93,8 @@ def test_misbehaving_designs_fail_alone(
         "2",
         "-rA",
         f"--alma-design-timeout={TIMEOUT}",
-        "--alma-worker-memory-mb=2048",
+        "--alma-design-memory-mb=2048",
+        "--alma-sandbox=require",
         timeout=150,
     )
     elapsed = time.perf_counter() - started
@@ -121,30 +124,30 @@ def test_misbehaving_designs_fail_alone(
     # 2. Too much memory.
     assert len(_failed(out, "memory_hog")) == 2
     assert (
-        "D.general_retrieve exceeded the worker memory limit of 2048 MB; "
-        "raise --alma-worker-memory-mb" in out
+        "D.general_retrieve exceeded the design process's memory limit of 2048 MB; "
+        "raise --alma-design-memory-mb" in out
     )
     # 3. Junk returns.
     assert len(_failed(out, "junk_huge")) == 2
     assert "returned a memory that is too large: it is more than 4,000,000 characters" in out
     assert len(_failed(out, "junk_type")) == 2
-    assert "not JSON-serialisable" in out
-    # 4. Writes outside the scratch dir are refused, writes inside are not.
+    assert "returned a dict that is not strict JSON" in out
+    # 4. The project does not exist in the sandbox; the scratch directory is writable.
     assert len(_failed(out, "writer")) == 2
-    assert "design wrote outside its scratch directory" in out
-    assert "pwned.txt" in out
+    assert "FileNotFoundError" in out and "pwned.txt" in out
     assert not (project.path / "reports" / "pwned.txt").exists()
     assert list((project.path / ".alma" / "scratch").glob("writer-*/*/notes.txt"))
-    # 5. Exits and hangs.
+    # 5. Exits, crashes and hangs end the design process, never the worker.
     assert len(_failed(out, "sys_exit")) == 2
     assert "D.general_retrieve called sys.exit(3)" in out
     assert len(_failed(out, "os_exit")) == 2
-    assert re.search(r"worker 'gw\d' crashed while running 'designs/os_exit\.py::", out)
+    assert "the design process ended (exit status 1) during D.general_retrieve" in out
+    assert "crashed while running" not in out  # no xdist worker died
     assert len(_failed(out, "os_exit_update")) == 2
-    assert "ended its process" in out
+    assert "the design process ended (exit status 1) during D.general_update" in out
     assert len(_failed(out, "hang_sync")) == 2
-    assert f"D.general_retrieve did not finish within {TIMEOUT} s" in out
     assert len(_failed(out, "hang_busy")) == 2
-    assert "blocked the event loop; it was interrupted" in out
+    killed = f"D.general_retrieve did not finish within {TIMEOUT} s (--alma-design-timeout); "
+    assert out.count(killed + "the design process was killed") >= 4
     print(f"isolation session: {elapsed:.1f} s")
     assert elapsed < 90
