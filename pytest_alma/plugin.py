@@ -255,6 +255,10 @@ def _end_on_sigterm(state: SessionState) -> None:
 
     A second SIGTERM is ignored while the session writes its results (SIGKILL still ends it;
     ``python -m pytest_alma report`` then rebuilds the results from the journal).
+
+    An exception raised by a signal handler can be lost: when the signal arrives while the
+    interpreter runs a garbage-collector callback (Hypothesis installs one), it is printed and
+    dropped. :func:`pytest_runtest_protocol` then stops the session before the next item.
     """
     if threading.current_thread() is not threading.main_thread():
         return  # signal handlers can only be set from the main thread
@@ -280,6 +284,15 @@ class _XdistHooks:
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         # Every worker collects (and deselects) the same items; the controller collects none.
         self.state.selected_items.update(ids)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop before the next item once SIGTERM was received, even if its KeyboardInterrupt was
+    lost (see :func:`_end_on_sigterm`)."""
+    state = item.config.stash.get(STATE_KEY, None)
+    if state is not None and state.terminated:
+        raise KeyboardInterrupt("SIGTERM")
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

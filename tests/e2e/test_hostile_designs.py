@@ -175,6 +175,8 @@ class Session:
     #: "<file stem>::<item>" (e.g. "no_memory::babaisai::deploy[...]") -> failure message, or
     #: None for an item that passed.
     items: dict[str, str | None]
+    #: The same keys -> seconds the item took (JUnit's ``time``).
+    durations: dict[str, float]
 
     def episodes(self, design: str) -> dict[tuple[str, int], dict[str, Any]]:
         return {
@@ -217,6 +219,7 @@ def _run(
     assert (reports_dir / "LATEST").exists(), output[-3000:]
     run_dir = reports_dir / (reports_dir / "LATEST").read_text().strip()
     items: dict[str, str | None] = {}
+    durations: dict[str, float] = {}
     for case in ET.parse(junit).iter("testcase"):
         failure = case.find("failure")
         if failure is None:
@@ -224,7 +227,9 @@ def _run(
         # classname "designs.<stem>" or "designs.<stem>.<env>": the file's directory first.
         parts = case.get("classname", "").split(".")[1:]
         message = None if failure is None else failure.get("message", "") + (failure.text or "")
-        items["::".join([*parts, case.get("name", "")])] = message
+        key = "::".join([*parts, case.get("name", "")])
+        items[key] = message
+        durations[key] = float(case.get("time", "0"))
     return Session(
         project=pytester.path,
         output=output,
@@ -233,6 +238,7 @@ def _run(
         data=json.loads((run_dir / "results.json").read_text()),
         run_dir=run_dir,
         items=items,
+        durations=durations,
     )
 
 
@@ -394,10 +400,15 @@ def test_hostile_designs_are_contained(
 
     with subtests.test(msg="hangs at import and in update fail once per worker, not per item"):
         for design in ("attack_busy_import", "attack_busy_update"):
-            slow = [e for e in session.episodes(design).values() if e["duration_s"] >= TIMEOUT]
-            assert 1 <= len(slow) <= WORKERS, [
-                e["duration_s"] for e in session.episodes(design).values()
-            ]
+            # The time limit is paid by the contract item and by the first item of the design
+            # that builds its memory on each worker (an import that hangs is remembered by the
+            # worker's design process from the contract on); the rest fail at once.
+            taken = {k: t for k, t in session.durations.items() if k.startswith(f"{design}::")}
+            slow = [k for k, t in taken.items() if t >= TIMEOUT]
+            assert 1 <= len(slow) <= WORKERS + 1, taken
+            deploys = [k for k in taken if "::deploy[" in k]
+            assert len(deploys) == DEPLOY_EPISODES, taken
+            assert len([k for k in deploys if k not in slow]) >= DEPLOY_EPISODES - WORKERS, taken
 
     for design in NO_EFFECT:
         with subtests.test(msg=f"{design} has no effect on its episodes"):
