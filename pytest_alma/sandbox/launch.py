@@ -12,7 +12,9 @@ design process gets:
   path (so the directories leading to them exist, holding only them). The project's other
   files, the store (episodes, memory snapshots, the LLM cache), the reports, other designs and
   everything else do not exist in it. One directory, the design's scratch directory, is
-  writable (it is also ``$HOME`` and ``$TMPDIR``);
+  writable (it is also ``$HOME`` and ``$TMPDIR``; ``tempfile`` uses it);
+  ``/dev`` (and ``/dev/shm``) are read-only, since files on a tmpfs are memory that the memory
+  limit does not count;
 - an environment built from nothing: ``PATH``, ``HOME`` and ``TMPDIR`` (the scratch directory),
   ``LANG``, a fixed ``PYTHONHASHSEED``, and the ``ALMA_*`` variables designs read as options,
   minus anything that looks like a credential;
@@ -211,7 +213,9 @@ def bubblewrap_argv(bwrap: str, design_file: Path, scratch: Path) -> list[str]:
     argv += ["--ro-bind", str(design_file), str(design_file)]
     argv += ["--dev", "/dev", "--proc", "/proc"]
     argv += ["--bind", str(scratch), str(scratch), "--chdir", str(scratch)]
-    argv += ["--remount-ro", "/"]  # bubblewrap's tmpfs root: no writes outside scratch
+    # bubblewrap's tmpfs root and its /dev (with /dev/shm) read-only: a file written to a tmpfs
+    # is memory that no RLIMIT_AS counts, so a writable one would bypass the memory limit.
+    argv += ["--remount-ro", "/dev", "--remount-ro", "/"]
     argv += ["--clearenv"]
     return argv
 

@@ -221,7 +221,8 @@ def test_bubblewrap_argv_binds_the_design_and_scratch_and_nothing_private(
         ("--bind", str(scratch), str(scratch))
     ]
     assert argv[argv.index("--chdir") + 1] == str(scratch)
-    assert argv[argv.index("--remount-ro") + 1] == "/"
+    remounted = [argv[i + 1] for i, a in enumerate(argv) if a == "--remount-ro"]
+    assert remounted == ["/dev", "/"]  # the tmpfs ones: files there would be untracked memory
     for _, source, destination in binds:
         assert source == destination
     sources = [source for _, source, _ in binds]
@@ -255,6 +256,7 @@ import json
 import os
 import resource
 import socket
+import tempfile
 
 from pytest_alma import MemoryDesign
 
@@ -310,6 +312,14 @@ class Probe(MemoryDesign):
             if "ALMA_PROBE_ROOT_FILE" in os.environ
             else "not tried",
             "write design": attempt(lambda: write(__file__)),
+            # (also only inside bubblewrap: a tmpfs there is memory no limit counts)
+            "write dev shm": attempt(lambda: write("/dev/shm/alma-probe"))
+            if "ALMA_PROBE_ROOT_FILE" in os.environ
+            else "not tried",
+            "write dev": attempt(lambda: write("/dev/alma-probe"))
+            if "ALMA_PROBE_ROOT_FILE" in os.environ
+            else "not tried",
+            "tempfile": attempt(lambda: tempfile.NamedTemporaryFile(delete=False).write(b"x")),
             "write scratch": attempt(lambda: write(os.path.join(scratch, "probe.txt"))),
             "write instance scratch": attempt(
                 lambda: write(os.path.join(str(self.ctx.scratch_dir), "probe.txt"))
@@ -425,6 +435,11 @@ def test_inside_bubblewrap(tmp_path: Path, listening_port: int) -> None:
     # Read-only everywhere but scratch.
     assert seen["write root"].startswith(("OSError", "PermissionError")), seen["write root"]
     assert seen["write design"] != "ok"
+    assert seen["write dev shm"].startswith("OSError: [Errno 30]"), seen["write dev shm"]
+    assert seen["write dev"].startswith("OSError: [Errno 30]"), seen["write dev"]
+    # tempfile writes in the scratch directory ($TMPDIR), on disk.
+    assert seen["tempfile"] == "ok"
+    assert [p.name for p in paths["scratch"].glob("tmp*")]
     assert seen["write scratch"] == "ok"
     assert seen["write instance scratch"] == "ok"
     assert (paths["scratch"] / "probe.txt").read_text() == "x"
