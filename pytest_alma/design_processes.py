@@ -9,13 +9,15 @@ limits), and every LLM call that design makes is answered here by its
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_alma.llm.cache import ResponseCache
 from pytest_alma.llm.client import LLMClient
 from pytest_alma.llm.errors import LLMError
-from pytest_alma.llm.tokens import design_scope, mint_token
+from pytest_alma.llm.tokens import DESIGN_NAME, design_scope, mint_token
 from pytest_alma.sandbox.launch import Limits, Sandbox, choose_sandbox
 from pytest_alma.sandbox.process import DesignProcess
 from pytest_alma.sandbox.static_find import DesignSpec
@@ -68,6 +70,17 @@ class DesignLLMFacade:
         except LLMError:
             self.llm_failures += 1
             raise
+
+
+def token_name(design: str) -> str:
+    """The name a design's gateway token and accounting carry: the design's own name when the
+    token format allows it, else that name with other characters replaced and a short digest of
+    the real name (a file may be called ``désign v2.py``; two such names never collide)."""
+    if DESIGN_NAME.fullmatch(design):
+        return design
+    digest = hashlib.sha256(design.encode("utf-8")).hexdigest()[:8]
+    safe = re.sub(r"[^A-Za-z0-9_.@-]", "_", design)[:100]
+    return f"{safe}-{digest}"
 
 
 class DesignProcesses:
@@ -134,7 +147,8 @@ class DesignProcesses:
         """What answers ``spec``'s LLM calls: a client whose token is scoped to the design."""
         facade = self._facades.get(spec.name)
         if facade is None:
-            token = mint_token(self._gateway_url, self._worker_token, design_scope(spec.name))
+            name = token_name(spec.name)
+            token = mint_token(self._gateway_url, self._worker_token, design_scope(name))
             client = LLMClient(
                 base_url=self._gateway_url,
                 token=token,
@@ -142,7 +156,7 @@ class DesignProcesses:
                 temperature=self.settings.temperature,
                 seed=self.settings.seed,
                 tag="design",
-                scope=spec.name,
+                scope=name,
                 cache=self._cache,
                 cache_namespace=self._cache_namespace,
             )

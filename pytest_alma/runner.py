@@ -503,13 +503,17 @@ class Harness:
         return "scripted-embed" if self.config.test_double else "text-embedding-3-small"
 
     def memory_key(self, loaded: DesignSpec, env_name: str) -> str:
-        memo = (loaded.source_hash, env_name)
+        memo = (f"{loaded.name}:{loaded.source_hash}", env_name)
         key = self._memory_keys.get(memo)
         if key is None:
             plan = self.plan(env_name)
             key = stable_key(
                 {
                     "design": loaded.source_hash,
+                    # A snapshot pickles the design's classes under its module's name, which
+                    # holds the file's name: two files with the same code each get their own
+                    # (the other's design process could not unpickle it).
+                    "design_name": loaded.name,
                     # Designs read their own options from ALMA_* variables (a baseline's model or
                     # variant): a memory built under other values must not be reused.
                     "design_env": design_environment(),
