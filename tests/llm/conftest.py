@@ -12,6 +12,7 @@ import pytest
 from pytest_alma.llm.cache import CacheMode, ResponseCache
 from pytest_alma.llm.faults import FaultPlan
 from pytest_alma.llm.gateway import Gateway
+from pytest_alma.llm.gateway_process import GatewayProcess
 from pytest_alma.llm.pricing import PriceTable
 from pytest_alma.llm.scripted import ScriptedServer
 
@@ -19,6 +20,31 @@ from pytest_alma.llm.scripted import ScriptedServer
 FAST = {"timeout_s": 0.5, "initial_backoff_s": 0.005, "max_backoff_s": 0.02}
 
 Stack = Callable[..., tuple[ScriptedServer, Gateway]]
+MakeGatewayProcess = Callable[..., GatewayProcess]
+
+
+@pytest.fixture
+def make_gateway_process(tmp_path: Path) -> MakeGatewayProcess:
+    """``make_gateway_process(upstream_url, api_key, **options)``: a gateway child process (not
+    started) with its cache in ``tmp_path`` and small limits unless ``options`` say otherwise."""
+
+    def make(upstream_url: str | None, api_key: str | None, **options: Any) -> GatewayProcess:
+        settings: dict[str, Any] = {
+            "cache_mode": "rw",
+            "budget_usd": None,
+            "max_concurrency": 2,
+            "max_retries": 0,
+            "timeout_s": 5,
+            **options,
+        }
+        return GatewayProcess(
+            upstream_base_url=upstream_url,
+            upstream_api_key=api_key,
+            cache_path=str(tmp_path / "cache.sqlite"),
+            **settings,
+        )
+
+    return make
 
 
 @pytest.fixture(autouse=True)

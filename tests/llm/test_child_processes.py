@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,17 +13,12 @@ from pytest_alma.llm.gateway_process import GatewayProcess
 from pytest_alma.llm.scripted_process import ScriptedServerProcess
 
 
-def test_a_call_through_both_child_processes_is_accounted(tmp_path: Path) -> None:
+def test_a_call_through_both_child_processes_is_accounted(
+    tmp_path: Path, make_gateway_process: Callable[..., GatewayProcess]
+) -> None:
     scripted = ScriptedServerProcess().start()
-    gateway = GatewayProcess(
-        upstream_base_url=scripted.base_url,
-        upstream_api_key="scripted-test-double",
-        cache_path=str(tmp_path / "cache.sqlite"),
-        cache_mode="rw",
-        budget_usd=None,
-        max_concurrency=4,
-        max_retries=1,
-        timeout_s=5,
+    gateway = make_gateway_process(
+        scripted.base_url, "scripted-test-double", max_concurrency=4, max_retries=1
     ).start()
     try:
 
@@ -43,16 +39,11 @@ def test_a_call_through_both_child_processes_is_accounted(tmp_path: Path) -> Non
         _ = scripted.base_url
 
 
-def test_a_child_that_cannot_start_says_why(tmp_path: Path) -> None:
-    gateway = GatewayProcess(
-        upstream_base_url=None,
-        upstream_api_key=None,
-        cache_path=str(tmp_path / "cache.sqlite"),
-        cache_mode="nonsense",
-        budget_usd=None,
-        max_concurrency=1,
-        max_retries=0,
-        timeout_s=1,
+def test_a_child_that_cannot_start_says_why(
+    make_gateway_process: Callable[..., GatewayProcess],
+) -> None:
+    gateway = make_gateway_process(
+        None, None, cache_mode="nonsense", max_concurrency=1, timeout_s=1
     )
     with pytest.raises(RuntimeError, match=r"(?s)LLM gateway process failed to start.*nonsense"):
         gateway.start()

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -95,22 +96,13 @@ class RecordingUpstream(ScriptedServer):
 
 @linux_proc
 def test_the_gateway_child_gets_the_key_over_stdin_only(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch, make_gateway_process: Callable[..., GatewayProcess]
 ) -> None:
     monkeypatch.setenv("MY_PROVIDER_API_KEY", KEY)
     monkeypatch.setenv("ALIAS_OF_THE_KEY", KEY)
     monkeypatch.setenv("HARMLESS_SETTING", "kept")
     with RecordingUpstream() as upstream:
-        gateway = GatewayProcess(
-            upstream_base_url=upstream.base_url,
-            upstream_api_key=KEY,
-            cache_path=str(tmp_path / "cache.sqlite"),
-            cache_mode="rw",
-            budget_usd=None,
-            max_concurrency=2,
-            max_retries=0,
-            timeout_s=5,
-        ).start()
+        gateway = make_gateway_process(upstream.base_url, KEY).start()
         try:
             pid = gateway.pid
             assert pid is not None

@@ -196,17 +196,10 @@ def test_a_design_token_books_every_call_to_its_design(stack: Stack) -> None:
 # -- in a session -----------------------------------------------------------------------------
 
 
-def test_gateway_process_mints_worker_tokens(tmp_path: Path, scripted: ScriptedServer) -> None:
-    gateway = GatewayProcess(
-        upstream_base_url=scripted.base_url,
-        upstream_api_key="scripted-test-double",
-        cache_path=str(tmp_path / "cache.sqlite"),
-        cache_mode="rw",
-        budget_usd=None,
-        max_concurrency=2,
-        max_retries=0,
-        timeout_s=5,
-    )
+def test_gateway_process_mints_worker_tokens(
+    scripted: ScriptedServer, make_gateway_process: Callable[..., GatewayProcess]
+) -> None:
+    gateway = make_gateway_process(scripted.base_url, "scripted-test-double")
     with pytest.raises(RuntimeError, match="not running"):
         gateway.mint("worker")
     gateway.start()
