@@ -16,13 +16,15 @@ from typing import Any, TypeVar
 import pytest
 
 from pytest_alma.contract.machine import OfflineLLM
+from pytest_alma.contract.strategies import edge_trajectories, example_start
 from pytest_alma.design import DesignLLM
+from pytest_alma.records import TaskStart, Trajectory
 from pytest_alma.sandbox import launch
 from pytest_alma.sandbox.launch import Limits, Sandbox, choose_sandbox
-from pytest_alma.sandbox.process import DesignProcess
+from pytest_alma.sandbox.process import DesignProcess, RemoteDesign
 from pytest_alma.sandbox.static_find import find_design
 
-T = TypeVar("T")
+R = TypeVar("R")
 
 NO_BWRAP = "bubblewrap (bwrap) is not installed on this machine"
 #: Limits of the test design processes: small, but far above what the designs here use.
@@ -84,11 +86,11 @@ def make_process(tmp_path: Path, sandbox: Sandbox) -> MakeProcess:
     return make
 
 
-def drive(process: DesignProcess, scenario: Callable[[DesignProcess], Awaitable[T]]) -> T:
+def drive(process: DesignProcess, scenario: Callable[[DesignProcess], Awaitable[R]]) -> R:
     """Run ``scenario(process)`` on a new event loop; the process is killed afterwards, whatever
     happened (a failing test must not leave a design process behind)."""
 
-    async def main() -> T:
+    async def main() -> R:
         try:
             return await scenario(process)
         finally:
@@ -128,3 +130,22 @@ def wait_until(condition: Callable[[], Any], timeout_s: float = 3.0) -> Any:
         if value or time.monotonic() > deadline:
             return value
         time.sleep(0.02)
+
+
+# -- shared by the design-process tests --------------------------------------------------------
+
+T = 10.0  # the time limit of requests that are expected to finish
+START: TaskStart = example_start("textworld")
+TRAJECTORY: Trajectory = dict(edge_trajectories("textworld"))["success"]
+FAILURE: Trajectory = dict(edge_trajectories("textworld"))["failure"]
+
+
+async def new_instance(process: DesignProcess) -> RemoteDesign:
+    """A new design instance in ``process`` (started on first use)."""
+    return await process.new("instance", 0, T)
+
+
+def expect(condition: bool, message: str) -> None:
+    """Fail with ``message`` and no traceback (a short report is all these checks need)."""
+    if not condition:
+        pytest.fail(message, pytrace=False)
